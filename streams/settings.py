@@ -1,0 +1,71 @@
+"""Runtime settings, read from ``NUDGE_*`` environment variables with loopback-only defaults.
+
+Read once per process through :func:`load_settings`; nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["Settings", "load_settings", "PROJECT_ROOT"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob the stack, the workers and the tools share.
+
+    Each field is overridden by the environment variable ``NUDGE_<FIELD NAME IN CAPITALS>``.
+    """
+
+    host: str = "127.0.0.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    connect_port: int = 18083
+    dynamodb_port: int = 18000
+    web_port: int = 16066
+    cache_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache")
+    # Set to use an external cluster instead of the local stack.
+    kafka_bootstrap: str = ""
+    dynamodb_endpoint: str = ""
+    aws_region: str = "eu-west-2"
+    topic_partitions: int = 4
+    worker_data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache" / "worker")
+    app_id: str = "nudgestream"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def connect_url(self) -> str:
+        return f"http://{self.host}:{self.connect_port}"
+
+    @property
+    def dynamodb_url(self) -> str:
+        return self.dynamodb_endpoint or f"http://{self.host}:{self.dynamodb_port}"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.cache_dir / "stack"
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from the environment (``NUDGE_*``), then explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = env.get(f"NUDGE_{f.name.upper()}")
+        if raw is None:
+            continue
+        if f.type in ("int", int):
+            values[f.name] = int(raw)
+        elif f.type in ("Path", Path):
+            values[f.name] = Path(raw)
+        else:
+            values[f.name] = raw
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
