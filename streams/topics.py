@@ -44,19 +44,34 @@ _INPUTS = [
     TopicSpec("transactions", 4, doc="Avro transactions keyed by customer_id.", has_dead_letter=True),
     TopicSpec("balances", 4, doc="Avro balance snapshots keyed by customer_id.", has_dead_letter=True),
     TopicSpec(
-        "customers", 4, compacted=True, doc="Customer lifecycle (consent, erasure), keyed by customer_id.",
+        "customers",
+        4,
+        compacted=True,
+        doc="Customer lifecycle (consent, erasure), keyed by customer_id.",
         has_dead_letter=True,
     ),
-    TopicSpec("rules", 1, compacted=True, doc="Rule catalogue, keyed by rule_id, versioned.", has_dead_letter=True),
-    TopicSpec("sweep", 4, retention_ms=14 * DAY_MS, doc="Sweep requests keyed by customer_id.", has_dead_letter=True),
-    TopicSpec("alerts", 4, doc="Alerts to deliver to the app's webhook, keyed by customer_id.", has_dead_letter=True),
+    TopicSpec(
+        "rules", 1, compacted=True, doc="Rule catalogue, keyed by rule_id, versioned.", has_dead_letter=True
+    ),
+    TopicSpec(
+        "sweep", 4, retention_ms=14 * DAY_MS, doc="Sweep requests keyed by customer_id.", has_dead_letter=True
+    ),
+    TopicSpec(
+        "alerts", 4, doc="Alerts to deliver to the app's webhook, keyed by customer_id.", has_dead_letter=True
+    ),
 ]
 
 _OUTPUTS = [
-    TopicSpec("scores", 4, compacted=True, doc="Latest score per customer_id#rule_id (JSON); null = deleted."),
-    TopicSpec("alerts.retry", 4, doc="Alerts waiting for a delivery retry (attempt and due time in headers)."),
+    TopicSpec(
+        "scores", 4, compacted=True, doc="Latest score per customer_id#rule_id (JSON); null = deleted."
+    ),
+    TopicSpec(
+        "alerts.retry", 4, doc="Alerts waiting for a delivery retry (attempt and due time in headers)."
+    ),
     TopicSpec("sweep-progress", 1, compacted=True, doc="Sweep start/finish markers and per-worker progress."),
-    TopicSpec("transaction-counts", 4, doc="Running transaction count per customer (the first vertical slice)."),
+    TopicSpec(
+        "transaction-counts", 4, doc="Running transaction count per customer (the first vertical slice)."
+    ),
     TopicSpec("scores.connect.dlq", 1, doc="Records the DynamoDB sink connector could not write."),
 ]
 

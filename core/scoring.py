@@ -1,0 +1,246 @@
+"""Turn rule outcomes into what goes downstream: changed scores, tombstones and alerts.
+
+One customer's :class:`ScoreBook` remembers what was last emitted to ``scores`` for each rule (a
+fingerprint, not the whole score) and which alert keys are firing, so that:
+
+- only scores that changed are emitted (re-running anything emits nothing new: idempotent);
+- a rule that no longer applies emits a tombstone, once;
+- an alert goes out only when a (rule, item) newly fires and its cooldown has passed, so the same price
+  rise never alerts twice, and a replay of the same transactions alerts nobody.
+
+Used by the transactions agent, the sweep agent and on-demand scoring; pure (no Faust, no Kafka).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "AlertOut",
+    "Origin",
+    "RuleLike",
+    "ScoreBook",
+    "ScoreUpdate",
+    "rescore",
+    "score_key",
+    "score_value",
+]
+
+Trigger = Literal["realtime", "nightly"]
+
+
+class ItemLike(Protocol):
+    key: str
+    score: float | None
+    message: str | None
+
+
+class OutcomeLike(Protocol):
+    rule_id: str
+    rule_version: int
+    eligible: bool
+    score: float | None
+    message: str | None
+    items: list[Any]
+    reasons: Any
+    error: str | None
+
+
+class RuleLike(Protocol):
+    id: str
+    version: int
+    title: str
+    kind: str
+    cooldown: timedelta | None
+
+    def evaluate(self, features: Mapping[str, object], explain: bool = False) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What caused an evaluation: a transaction, or a sweep (nightly, manual or rule change)."""
+
+    kind: Literal["transaction", "sweep"]
+    id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreUpdate:
+    """One record for the compacted ``scores`` topic; ``value`` None is a tombstone."""
+
+    key: str
+    value: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOut:
+    alert_id: str
+    customer_id: str
+    rule_id: str
+    rule_version: int
+    item_key: str
+    title: str
+    message: str
+    score: float
+    created_at: datetime
+    origin: Origin
+
+
+@dataclass
+class ScoreBook:
+    """What one customer has downstream: score fingerprints per rule, firing alert keys, last alert times."""
+
+    scores: dict[str, str] = field(default_factory=dict)
+    firing: set[str] = field(default_factory=set)
+    last_alert: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"s": self.scores, "f": sorted(self.firing), "a": self.last_alert}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScoreBook:
+        return cls(
+            scores=dict(data.get("s", {})), firing=set(data.get("f", [])), last_alert=dict(data.get("a", {}))
+        )
+
+
+def score_key(customer_id: str, rule_id: str) -> str:
+    return f"{customer_id}#{rule_id}"
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(float(score), 6)
+
+
+def score_value(
+    customer_id: str, outcome: OutcomeLike, evaluated_at: datetime, origin: Origin
+) -> dict[str, Any]:
+    """The JSON value written to ``scores`` (and by the sink, to DynamoDB)."""
+    value: dict[str, Any] = {
+        "customer_id": customer_id,
+        "rule_id": outcome.rule_id,
+        "rule_version": outcome.rule_version,
+        "score": _rounded(outcome.score),
+        "message": outcome.message or "",
+        "reasons": _reasons_text(outcome.reasons),
+        "evaluated_at": evaluated_at.isoformat(),
+    }
+    if outcome.items:
+        value["items"] = [
+            {"key": str(i.key), "score": _rounded(i.score), "message": i.message or ""} for i in outcome.items
+        ]
+    if origin.kind == "sweep":
+        value["sweep_id"] = origin.id
+    else:
+        value["transaction_id"] = origin.id
+    return value
+
+
+def _reasons_text(reasons: Any) -> list[str]:
+    if not reasons:
+        return []
+    if isinstance(reasons, str):
+        return [reasons]
+    return [str(r) for r in reasons][:10]
+
+
+def _fingerprint(outcome: OutcomeLike) -> str:
+    """Identity of a score for change detection: excludes evaluation time and origin on purpose."""
+    items = [(str(i.key), _rounded(i.score), i.message or "") for i in outcome.items]
+    raw = json.dumps([outcome.rule_version, _rounded(outcome.score), outcome.message or "", items])
+    return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+
+
+def alert_id(customer_id: str, rule_id: str, item_key: str, origin: Origin) -> str:
+    """Deterministic, so a redelivered alert carries the same id and the receiver can drop it."""
+    raw = f"{customer_id}|{rule_id}|{item_key}|{origin.kind}:{origin.id}"
+    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+
+
+def rescore(
+    book: ScoreBook,
+    rules: Iterable[RuleLike],
+    features: Mapping[str, object],
+    *,
+    customer_id: str,
+    now: datetime,
+    origin: Origin,
+    alerts_enabled: bool,
+) -> tuple[list[ScoreUpdate], list[AlertOut], int]:
+    """Evaluate ``rules`` for one customer, update ``book`` and return (score updates, alerts, evaluations).
+
+    A rule that is eligible with a score is emitted when its fingerprint changed; a rule that is no longer
+    eligible is tombstoned if something was emitted for it before.
+    """
+    updates: list[ScoreUpdate] = []
+    alerts: list[AlertOut] = []
+    evaluations = 0
+    now_ts = now.timestamp()
+    for rule in rules:
+        outcome = rule.evaluate(features)
+        evaluations += 1
+        key = score_key(customer_id, rule.id)
+        if outcome.eligible and outcome.score is not None:
+            fp = _fingerprint(outcome)
+            if book.scores.get(rule.id) != fp:
+                book.scores[rule.id] = fp
+                updates.append(ScoreUpdate(key, score_value(customer_id, outcome, now, origin)))
+        elif rule.id in book.scores:
+            del book.scores[rule.id]
+            updates.append(ScoreUpdate(key, None))
+        if rule.kind == "alert":
+            alerts.extend(_alerts_for(book, rule, outcome, customer_id, now, now_ts, origin, alerts_enabled))
+    return updates, alerts, evaluations
+
+
+def _alerts_for(
+    book: ScoreBook,
+    rule: RuleLike,
+    outcome: OutcomeLike,
+    customer_id: str,
+    now: datetime,
+    now_ts: float,
+    origin: Origin,
+    alerts_enabled: bool,
+) -> list[AlertOut]:
+    """Track which (rule, item) keys fire; alert on the ones that newly fire, cooldown permitting."""
+    if outcome.eligible and outcome.score is not None:
+        firing_now = {str(i.key): i for i in outcome.items} if outcome.items else {"": outcome}
+    else:
+        firing_now = {}
+    prefix = f"{rule.id}/"
+    previous = {k for k in book.firing if k.startswith(prefix)}
+    current = {prefix + k for k in firing_now}
+    book.firing -= previous - current
+    out: list[AlertOut] = []
+    cooldown = rule.cooldown.total_seconds() if rule.cooldown else 0.0
+    for item_key, item in firing_now.items():
+        fire_key = prefix + item_key
+        if fire_key in previous:
+            continue
+        book.firing.add(fire_key)
+        last = book.last_alert.get(fire_key)
+        if not alerts_enabled or (last is not None and now_ts - last < cooldown):
+            continue
+        book.last_alert[fire_key] = now_ts
+        out.append(
+            AlertOut(
+                alert_id=alert_id(customer_id, rule.id, item_key, origin),
+                customer_id=customer_id,
+                rule_id=rule.id,
+                rule_version=rule.version,
+                item_key=item_key,
+                title=rule.title,
+                message=item.message or outcome.message or rule.title,
+                score=float(item.score or 0.0),
+                created_at=now,
+                origin=origin,
+            )
+        )
+    return out
