@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-__all__ = ["Direction", "Status", "Transaction"]
+__all__ = ["BalanceSnapshot", "BalanceKind", "Direction", "Status", "Transaction", "balance_kind"]
 
 Direction = Literal["Credit", "Debit"]
 Status = Literal["Booked", "Pending"]
@@ -23,6 +23,8 @@ class Transaction:
 
     ``amount`` is always positive; ``direction`` says which way the money went. ``reference`` is the
     aggregator's TransactionReference: a pending transaction later booked under another id is matched on it.
+    ``own_transfer`` is set by ingestion when the counterparty is one of the customer's own linked accounts;
+    the features also recognise own-account transfers from bank codes and narrative.
     """
 
     customer_id: str
@@ -44,8 +46,49 @@ class Transaction:
     event_id: str = ""
     source: str = ""
     received_at: datetime | None = None
+    own_transfer: bool = False
 
     @property
     def signed_amount(self) -> Decimal:
         """Credits positive, debits negative."""
         return self.amount if self.direction == "Credit" else -self.amount
+
+
+BalanceKind = Literal["booked", "available", "other"]
+
+_BOOKED_TYPES = frozenset(
+    {"ClosingBooked", "InterimBooked", "OpeningBooked", "PreviouslyClosedBooked",
+     "CLBD", "ITBD", "OPBD", "PRCD"}
+)
+_AVAILABLE_TYPES = frozenset(
+    {"ClosingAvailable", "InterimAvailable", "OpeningAvailable", "ForwardAvailable", "Expected",
+     "CLAV", "ITAV", "OPAV", "FWAV", "XPCD"}
+)
+
+
+def balance_kind(balance_type: str) -> BalanceKind:
+    """Map an OB balance Type (v3.1 names or v4 codes) to what the features use it for."""
+    if balance_type in _BOOKED_TYPES:
+        return "booked"
+    if balance_type in _AVAILABLE_TYPES:
+        return "available"
+    return "other"
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceSnapshot:
+    """One balance of one account at one time (an OB Balance item), as the features see it.
+
+    ``amount`` is signed (negative = overdrawn: OB CreditDebitIndicator Debit). ``overdraft_limit`` is the
+    arranged overdraft from the OB CreditLine list (Pre-Agreed/Available lines), ``None`` when not sent.
+    """
+
+    customer_id: str
+    account_id: str
+    balance_type: str
+    amount: Decimal
+    currency: str
+    at: datetime
+    overdraft_limit: Decimal | None = None
+    event_id: str = ""
+    source: str = ""
