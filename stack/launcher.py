@@ -231,7 +231,10 @@ def _up_locked(settings: Settings, layout: StackLayout, result: UpResult, echo: 
     if sink is None:
         echo("connector: connectors.sink is not available yet; DynamoDB sink plugin not installed")
     else:
-        sink.install(settings)
+        try:
+            sink.install(settings)
+        except Exception as exc:  # the plugin's own error type; the message says what failed
+            raise StackError(f"installing the DynamoDB sink plugin failed: {exc}") from exc
     _start(settings, layout, "kafka", result, echo)
     _start(settings, layout, "dynamodb", result, echo)
     _wait(settings, layout, "kafka", echo)
@@ -244,7 +247,10 @@ def _up_locked(settings: Settings, layout: StackLayout, result: UpResult, echo: 
     echo(f"dynamodb: table insights {'created' if result.table_created else 'present'}")
     _wait(settings, layout, "connect", echo)
     if sink is not None:
-        sink.register(settings)
+        try:
+            sink.register(settings)
+        except Exception as exc:
+            raise StackError(f"registering the DynamoDB sink connector failed: {exc}") from exc
         result.connector = "registered"
         echo("connector: DynamoDB sink registered")
 
