@@ -18,7 +18,13 @@ from streams.topics import TOPICS
 
 __all__ = ["Pipeline", "create_app", "AGENT_MODULES"]
 
-AGENT_MODULES: tuple[str, ...] = ("agents.counter",)
+AGENT_MODULES: tuple[str, ...] = (
+    "agents.counter",
+    "agents.transactions",
+    "agents.sweep",
+    "agents.customers",
+    "agents.rule_changes",
+)
 
 
 @dataclass
@@ -70,8 +76,6 @@ def create_app(
         table_options={"driver": "rocksdict"} if (store or "rocksdb://").startswith("rocksdb") else None,
         datadir=str(settings.worker_data_dir),
         topic_partitions=settings.topic_partitions,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
         web_enabled=True,
         web_host=settings.host,
         web_bind=settings.host,

@@ -35,6 +35,9 @@ class Settings:
     topic_partitions: int = 4
     worker_data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache" / "worker")
     app_id: str = "nudgestream"
+    # Nightly sweep schedule (cron syntax, run by the leader worker) and its time zone.
+    sweep_cron: str = "0 1 * * *"
+    sweep_timezone: str = "Europe/London"
 
     @property
     def bootstrap_servers(self) -> str:

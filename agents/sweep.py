@@ -1,0 +1,143 @@
+"""The sweep path: one request per customer, evaluated from the customer's stored features.
+
+Requests are keyed by customer id on a topic co-partitioned with ``transactions``, so each lands on the
+worker that owns the customer's record. Feature windows are advanced to the request's ``as_of`` (event
+time), the requested rules evaluated with the same evaluator as the real-time path, and only changed scores
+(plus tombstones) are emitted: running a sweep twice emits nothing the second time, and replaying one
+reproduces its scores. The sweep runs in its own agent and yields to the event loop every few customers,
+so the transactions agent is never held up for long (see bench/bench_sweep.py for the measured bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from faust import StreamT
+from faust.types import EventT
+
+from agents.plumbing import AgentIO
+from core.customer import CustomerRecord, sweep_customer
+from core.scoring import Origin
+from schemas.codec import DecodeError, default_codec
+from streams.app import Pipeline
+from streams.event_context import event_context
+from streams.metrics import EVALUATION_SECONDS, EVALUATIONS, EVENTS_IN, SWEEP_CUSTOMERS
+from streams.sweeps import active_customers, publish_sweep, watch_sweep
+
+__all__ = ["register", "rules_for_request"]
+
+BATCH_MAX = 256
+BATCH_WITHIN_S = 0.05
+YIELD_EVERY = 16  # customers between two yields to the event loop (~16 x 30 rules x 3 us)
+
+
+def rules_for_request(catalogue: Any, rule_ids: list[str]) -> tuple[list[Any], list[str]]:
+    """(rules to evaluate, rule ids to tombstone): all nightly rules when none are named; otherwise the
+    named rules whatever their trigger, and the named ones the catalogue no longer has are removed."""
+    if not rule_ids:
+        return catalogue.rules_for_trigger("nightly"), []
+    rules = [catalogue[r] for r in rule_ids if r in catalogue]
+    removed = [r for r in rule_ids if r not in catalogue]
+    return rules, removed
+
+
+def register(pipeline: Pipeline) -> None:
+    app = pipeline.app
+    io = AgentIO.for_pipeline(pipeline, source="sweep")
+    customers = io.customers
+    progress = app.Table(
+        "sweep-counts", key_type=bytes, value_type=bytes, partitions=pipeline.settings.topic_partitions
+    )
+    pipeline.tables["sweep-counts"] = progress
+    progress_topic = pipeline.topics["sweep-progress"]
+
+    def count(
+        event: EventT, sweep_id: str, evaluations: int, changed: int, errors: int, skipped: int
+    ) -> bytes:
+        """Add to this partition's counters of a sweep (a changelogged table: survives a restart)."""
+        key = f"{sweep_id}#p{event.message.partition}".encode()
+        raw = progress.get(key)
+        c = (
+            json.loads(raw)
+            if raw
+            else {"customers": 0, "evaluations": 0, "changed": 0, "errors": 0, "skipped": 0}
+        )
+        c["customers"] += 1
+        c["evaluations"] += evaluations
+        c["changed"] += changed
+        c["errors"] += errors
+        c["skipped"] += skipped
+        c["offset"] = event.message.offset
+        c["updated_at"] = time.time()
+        progress[key] = json.dumps(c, separators=(",", ":")).encode()
+        return key
+
+    def sweep_one(event: EventT, request: dict[str, Any]) -> bytes:
+        started = time.perf_counter()
+        customer_id = request["customer_id"]
+        with event_context(event):
+            raw = customers.get(event.key)
+            if raw is None:  # never seen a transaction: nothing to evaluate, nothing emitted
+                return count(event, request["sweep_id"], 0, 0, 0, 1)
+            record = CustomerRecord.from_bytes(raw)
+            rules, removed = rules_for_request(io.catalogue(), list(request["rule_ids"]))
+            origin = Origin("sweep", request["sweep_id"], str(request["reason"]))
+            # A rule change re-scores the customer as they are now (their latest event time); a nightly or
+            # manual sweep advances the feature windows to the sweep's as-of time.
+            as_of = record.as_of_datetime if request["reason"] == "rule_change" else request["as_of"]
+            scores, alerts, evaluations = sweep_customer(
+                record,
+                rules,
+                removed,
+                customer_id,
+                as_of,
+                origin,
+                alerts_enabled=request["reason"] == "nightly",
+            )
+            if not request["dry_run"]:
+                if scores or alerts:
+                    customers[event.key] = record.to_bytes()
+                io.emit_scores(scores)
+                io.emit_alerts(alerts)
+            key = count(event, request["sweep_id"], evaluations, len(scores), 0, 0)
+        EVALUATIONS.labels("sweep").inc(evaluations)
+        EVALUATION_SECONDS.labels("sweep").observe(time.perf_counter() - started)
+        SWEEP_CUSTOMERS.labels(request["sweep_id"]).inc()
+        return key
+
+    @app.crontab(
+        pipeline.settings.sweep_cron, timezone=ZoneInfo(pipeline.settings.sweep_timezone), on_leader=True
+    )
+    async def nightly_sweep() -> None:
+        """Publish the nightly sweep and follow it to its finish marker, off the event loop."""
+        settings = pipeline.settings
+        loop = asyncio.get_running_loop()
+        customers = await loop.run_in_executor(None, active_customers, settings)
+        start = await loop.run_in_executor(
+            None, functools.partial(publish_sweep, settings, customers, reason="nightly")
+        )
+        await loop.run_in_executor(None, functools.partial(watch_sweep, settings, start.sweep_id))
+
+    @app.agent(pipeline.topics["sweep"], name="sweep")
+    async def process_sweep(stream: StreamT[bytes]) -> None:
+        await io.feed.ready.wait()
+        async for events in stream.take_events(max_=BATCH_MAX, within=BATCH_WITHIN_S):
+            EVENTS_IN.labels("sweep").inc(len(events))
+            touched: set[bytes] = set()
+            for n, event in enumerate(events, 1):
+                try:
+                    request = default_codec().decode(event.value, expect="SweepRequest")
+                    if event.key != request["customer_id"].encode():
+                        raise DecodeError("invalid_record", "customer_id does not match the message key")
+                    touched.add(sweep_one(event, request))
+                except Exception as exc:  # noqa: BLE001 - data must never crash the worker
+                    await io.dead_letter(event, exc, reason="processing_failed")
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            for key in touched:
+                progress_topic.send_soon(key=key, value=progress.get(key))

@@ -1,0 +1,70 @@
+"""The incremental path: transactions in, changed scores and alerts out.
+
+Per batch (``take_events``): decode and validate each message (bad ones go to ``transactions.dlq``), group
+by customer, then per customer read the record once, fold and re-score in pure code
+(:func:`core.customer.apply_transactions`), write the record once (one changelog record per customer per
+batch) and emit. A failure while processing a customer is retried one transaction at a time so only the
+message at fault is dead-lettered; the worker carries on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from faust import StreamT
+from faust.types import EventT
+
+from agents.plumbing import AgentIO
+from core.customer import CustomerRecord, apply_transactions
+from core.events import Transaction
+from streams.app import Pipeline
+from streams.event_context import event_context
+from streams.metrics import DUPLICATES, EVALUATION_SECONDS, EVALUATIONS, EVENTS_IN
+
+__all__ = ["register", "BATCH_MAX", "BATCH_WITHIN_S"]
+
+BATCH_MAX = 1000
+BATCH_WITHIN_S = 0.01
+
+
+def register(pipeline: Pipeline) -> None:
+    app = pipeline.app
+    io = AgentIO.for_pipeline(pipeline, source="transactions")
+    customers = io.customers
+
+    def score_customer(key: bytes, items: list[tuple[EventT, Transaction]]) -> None:
+        """Read, fold, re-score and write one customer's record; synchronous so that no other agent can
+        interleave between the read and the write."""
+        started = time.perf_counter()
+        with event_context(items[-1][0]):
+            record = CustomerRecord.from_bytes(customers.get(key))
+            result = apply_transactions(record, [txn for _, txn in items], io.catalogue(), key.decode())
+            customers[key] = record.to_bytes()
+        EVALUATION_SECONDS.labels("realtime").observe(time.perf_counter() - started)
+        EVALUATIONS.labels("realtime").inc(result.evaluations)
+        DUPLICATES.inc(result.duplicates)
+        io.emit_scores(result.scores)
+        io.emit_alerts(result.alerts)
+
+    async def process_customer(key: bytes, items: list[tuple[EventT, Transaction]]) -> None:
+        try:
+            score_customer(key, items)
+        except Exception as exc:  # noqa: BLE001 - data must never crash the worker
+            if len(items) > 1:
+                for item in items:
+                    await process_customer(key, [item])
+                return
+            await io.dead_letter(items[0][0], exc, reason="processing_failed")
+
+    @app.agent(pipeline.topics["transactions"], name="transactions")
+    async def process_transactions(stream: StreamT[bytes]) -> None:
+        async for events in stream.take_events(max_=BATCH_MAX, within=BATCH_WITHIN_S):
+            EVENTS_IN.labels("transactions").inc(len(events))
+            by_customer: dict[bytes, list[tuple[EventT, Transaction]]] = defaultdict(list)
+            for event in events:
+                txn = await io.decode_transaction(event)
+                if txn is not None:
+                    by_customer[event.key].append((event, txn))
+            for key, items in by_customer.items():
+                await process_customer(key, items)

@@ -1,0 +1,32 @@
+"""Prometheus metrics of the pipeline (served at /metrics by the worker's web server)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "EVENTS_IN",
+    "EVENTS_OUT",
+    "EVALUATIONS",
+    "EVALUATION_SECONDS",
+    "DUPLICATES",
+    "PROCESSING_ERRORS",
+    "SWEEP_CUSTOMERS",
+    "CATALOGUE_RULES",
+]
+
+EVENTS_IN = Counter("nudge_events_in_total", "Messages consumed, per topic.", ["topic"])
+EVENTS_OUT = Counter("nudge_events_out_total", "Messages produced, per topic.", ["topic"])
+EVALUATIONS = Counter("nudge_rule_evaluations_total", "Rule evaluations, per path.", ["path"])
+EVALUATION_SECONDS = Histogram(
+    "nudge_customer_scoring_seconds",
+    "Time to fold and re-score one customer's batch (or one sweep request).",
+    ["path"],
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1),
+)
+DUPLICATES = Counter("nudge_duplicate_transactions_total", "Transactions already folded (redeliveries).")
+PROCESSING_ERRORS = Counter(
+    "nudge_processing_errors_total", "Messages that failed processing, per topic.", ["topic"]
+)
+SWEEP_CUSTOMERS = Counter("nudge_sweep_customers_total", "Sweep requests processed, per sweep.", ["sweep_id"])
+CATALOGUE_RULES = Gauge("nudge_catalogue_rules", "Rules in this worker's catalogue.")

@@ -1,0 +1,235 @@
+"""Starting and following sweeps from outside the agents (the CLI, the nightly schedule, the HTTP API).
+
+A sweep is one ``SweepRequest`` per customer on the ``sweep`` topic. Who is in it: every customer whose
+latest event on the compacted ``customers`` lifecycle topic is ``ConsentGranted`` (revoked or erased
+customers are never swept). Markers and progress live on the compacted ``sweep-progress`` topic:
+
+- ``<sweep_id>``: the start marker (as-of time, rules, reason, total, and per partition the offset of the
+  sweep's last request, which is how completion is known exactly);
+- ``<sweep_id>#p<N>``: counters of partition N, written by the sweep agent as it goes;
+- ``<sweep_id>#finish``: the finish marker with the totals, written by whoever watched it finish.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from schemas.codec import DecodeError, default_codec
+from streams.producer import producer_config
+from streams.settings import Settings
+
+__all__ = ["SweepProgress", "active_customers", "publish_sweep", "read_progress", "watch_sweep"]
+
+
+def _read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> Iterable[Any]:
+    """Every record of a (compacted) topic, from the beginning to the end offsets seen at the start."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"nudge-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = sorted(metadata.topics[topic].partitions)
+        ends: dict[int, int] = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        if not ends:
+            return
+        consumer.assign([TopicPartition(topic, p, 0 if p in ends else -1) for p in partitions])
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(str(msg.error()))
+                yield msg
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+        if ends:
+            raise TimeoutError(f"could not read {topic} to its end within {timeout_s}s")
+    finally:
+        consumer.close()
+
+
+def active_customers(settings: Settings) -> list[str]:
+    """Customers whose latest lifecycle event grants consent; undecodable events are skipped (the
+    lifecycle agent dead-letters them)."""
+    codec = default_codec()
+    state: dict[str, bool] = {}
+    for msg in _read_topic(settings, "customers"):
+        key = (msg.key() or b"").decode()
+        if msg.value() is None:
+            state.pop(key, None)
+            continue
+        try:
+            event = codec.decode(msg.value(), expect="CustomerLifecycle")
+        except DecodeError:
+            continue
+        state[event["customer_id"]] = event["kind"] == "ConsentGranted"
+    return sorted(c for c, active in state.items() if active)
+
+
+@dataclass
+class SweepStart:
+    sweep_id: str
+    total: int
+    as_of: datetime
+    last_offsets: dict[int, int]
+
+
+def publish_sweep(
+    settings: Settings,
+    customers: list[str],
+    *,
+    rule_ids: list[str] | None = None,
+    as_of: datetime | None = None,
+    reason: str = "manual",
+    dry_run: bool = False,
+    sweep_id: str | None = None,
+) -> SweepStart:
+    """Publish one request per customer, then the start marker with each partition's last offset."""
+    codec = default_codec()
+    as_of = as_of or datetime.now(UTC)
+    sweep_id = sweep_id or f"{reason}-{as_of:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    producer = Producer(producer_config(settings))
+    last_offsets: dict[int, int] = {}
+    failures: list[str] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+        else:
+            last_offsets[msg.partition()] = max(last_offsets.get(msg.partition(), -1), msg.offset())
+
+    now = datetime.now(UTC)
+    for customer_id in customers:
+        value = codec.encode(
+            "SweepRequest",
+            {
+                "sweep_id": sweep_id,
+                "customer_id": customer_id,
+                "rule_ids": list(rule_ids or []),
+                "as_of": as_of,
+                "requested_at": now,
+                "reason": reason,
+                "dry_run": dry_run,
+            },
+        )
+        while True:
+            try:
+                producer.produce("sweep", key=customer_id.encode(), value=value, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+    if failures:
+        raise RuntimeError(f"{len(failures)} sweep requests were not delivered: {failures[0]}")
+    marker = {
+        "sweep_id": sweep_id,
+        "as_of": as_of.isoformat(),
+        "rules": list(rule_ids or []),
+        "reason": reason,
+        "dry_run": dry_run,
+        "total": len(customers),
+        "started_at": now.isoformat(),
+        "last_offsets": {str(p): o for p, o in last_offsets.items()},
+    }
+    producer.produce("sweep-progress", key=sweep_id.encode(), value=json.dumps(marker).encode())
+    producer.flush(30)
+    return SweepStart(sweep_id, len(customers), as_of, last_offsets)
+
+
+@dataclass
+class SweepProgress:
+    sweep_id: str
+    start: dict[str, Any] | None = None
+    partitions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finish: dict[str, Any] | None = None
+
+    def total(self, name: str) -> int:
+        return sum(int(c.get(name, 0)) for c in self.partitions.values())
+
+    @property
+    def done(self) -> bool:
+        """Every partition's counters passed the offset of the sweep's last request on it."""
+        if self.finish is not None:
+            return True
+        if self.start is None:
+            return False
+        last = {int(p): int(o) for p, o in self.start["last_offsets"].items()}
+        return all(self.partitions.get(p, {}).get("offset", -1) >= o for p, o in last.items())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "sweep_id": self.sweep_id,
+            "total": (self.start or {}).get("total"),
+            "customers": self.total("customers"),
+            "evaluations": self.total("evaluations"),
+            "scores_changed": self.total("changed"),
+            "errors": self.total("errors"),
+            "skipped": self.total("skipped"),
+            "done": self.done,
+        }
+
+
+def read_progress(settings: Settings) -> dict[str, SweepProgress]:
+    """Every sweep's markers and counters, from the compacted ``sweep-progress`` topic."""
+    sweeps: dict[str, SweepProgress] = {}
+    for msg in _read_topic(settings, "sweep-progress"):
+        if msg.value() is None or msg.key() is None:
+            continue
+        key = msg.key().decode()
+        sweep_id, _, part = key.partition("#")
+        progress = sweeps.setdefault(sweep_id, SweepProgress(sweep_id))
+        value = json.loads(msg.value())
+        if not part:
+            progress.start = value
+        elif part == "finish":
+            progress.finish = value
+        elif part.startswith("p"):
+            progress.partitions[int(part[1:])] = value
+    return sweeps
+
+
+def watch_sweep(
+    settings: Settings,
+    sweep_id: str,
+    on_progress: Callable[[SweepProgress], None] = lambda _p: None,
+    timeout_s: float = 3600.0,
+    poll_s: float = 0.5,
+) -> SweepProgress:
+    """Follow a sweep until it is done, then write its finish marker with the totals (idempotent)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        progress = read_progress(settings).get(sweep_id) or SweepProgress(sweep_id)
+        on_progress(progress)
+        if progress.done:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"sweep {sweep_id} did not finish within {timeout_s}s")
+        time.sleep(poll_s)
+    if progress.finish is None:
+        finish = progress.summary() | {"finished_at": datetime.now(UTC).isoformat()}
+        producer = Producer(producer_config(settings))
+        producer.produce(
+            "sweep-progress", key=f"{sweep_id}#finish".encode(), value=json.dumps(finish).encode()
+        )
+        producer.flush(30)
+        progress.finish = finish
+    return progress
