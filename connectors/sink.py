@@ -18,7 +18,6 @@ import argparse
 import fcntl
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -51,8 +50,9 @@ MAVEN_PROJECT = PROJECT_ROOT / "connectors" / "dynamodb-sink"
 CONNECTOR_CONFIG_FILE = PROJECT_ROOT / "connectors" / "dynamodb-sink.json"
 STAMP_FILE = ".source-sha256"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-# moto (the local DynamoDB) accepts any key pair; real AWS never sees these.
-LOCAL_CREDENTIALS = ("nudge-local", "nudge-local")
+# The dummy key pair of the local moto server (the same as stack/dynamodb.py's); real AWS never sees it.
+LOCAL_CREDENTIALS = ("nudgestream-local", "nudgestream-local")
+AWS_ENDPOINT = "aws"
 
 
 class ConnectorError(RuntimeError):
@@ -99,6 +99,7 @@ def install(settings: Settings) -> None:
             for jar in jars:
                 shutil.copy2(jar, staging / jar.name)
             (staging / STAMP_FILE).write_text(fingerprint + "\n")
+            staging.chmod(0o755)  # mkdtemp makes it private; the worker may run as another user
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)
@@ -157,22 +158,23 @@ def connector_name(path: Path = CONNECTOR_CONFIG_FILE) -> str:
     return str(_load_file(path)["name"])
 
 
-def placeholder_values(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, str]:
+def placeholder_values(settings: Settings) -> dict[str, str]:
     """What the ``${...}`` placeholders of the config file stand for under these settings.
 
-    A loopback endpoint (the local moto DynamoDB) gets a static key pair (``AWS_ACCESS_KEY_ID`` /
-    ``AWS_SECRET_ACCESS_KEY`` when set, else a dummy pair moto accepts). Any other endpoint is real AWS: the
-    credentials are left to the SDK's default chain in the Connect worker, and the regional endpoint
-    ``https://dynamodb.<region>.amazonaws.com`` is dropped (the SDK derives it from the region).
+    Same conventions as the stack (stack/dynamodb.py): no ``NUDGE_DYNAMODB_ENDPOINT`` means the local moto
+    server at ``settings.dynamodb_url``; the value ``aws`` means AWS's own endpoint for the region; any other
+    value is an endpoint URL. A loopback endpoint gets the dummy key pair moto accepts; anything else leaves
+    the credentials to the AWS SDK's default chain inside the Connect worker (environment, profile,
+    container or instance role). AWS's regional endpoint is left out: the SDK derives it from the region.
     """
-    env = os.environ if environ is None else environ
     endpoint = settings.dynamodb_url.strip()
+    if endpoint.lower() == AWS_ENDPOINT:
+        endpoint = ""
     parsed = urllib.parse.urlsplit(endpoint)
     host = (parsed.hostname or "").lower()
     key_id = secret = ""
     if host in LOCAL_HOSTS:
-        key_id = env.get("AWS_ACCESS_KEY_ID") or LOCAL_CREDENTIALS[0]
-        secret = env.get("AWS_SECRET_ACCESS_KEY") or LOCAL_CREDENTIALS[1]
+        key_id, secret = LOCAL_CREDENTIALS
     elif host == f"dynamodb.{settings.aws_region}.amazonaws.com" and parsed.path in ("", "/"):
         endpoint = ""
     return {
