@@ -1,0 +1,454 @@
+"""Folding transactions and balance snapshots into a ``CustomerState``.
+
+Semantics (see ``state.py`` for the bounds):
+
+- Idempotent: a transaction id already seen changes nothing (``duplicate``).
+- Order-tolerant: every contribution lands on its own booking day, histories are kept sorted, and pruning
+  depends only on the latest event day, so the same set of transactions gives the same state in any order
+  (up to the dedupe horizon: an event older than ``watermark - DEDUPE_DAYS`` is ignored as ``stale``).
+- Pending: a pending debit counts as spend at once (the money is reserved); a pending credit counts nowhere
+  until booked (a pending merchant credit is a refund awaited). The booked version, under the same
+  TransactionId or the same TransactionReference, replaces it (``replaced``) with the booked amount and
+  day. A pending that arrives after its booked twin is ignored.
+- Refunds and reversals: a credit carrying merchant details (merchant name or MCC) is a refund from that
+  merchant; it reduces the spend of that merchant and of its category on the day it arrives (window sums
+  never go below zero), and is not income.
+- Own-account transfers (``Transaction.own_transfer`` or recognised from codes and narrative) count in
+  neither spend nor income; they stay in the ledger (largest debit/credit).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from hashlib import blake2b
+from typing import Any
+
+from core.events import BalanceSnapshot, Transaction, balance_kind
+from core.features.merchants import categorise, fee_kind, normalise_merchant
+from core.features.recurring import detect_stream
+from core.features.state import (
+    CARD,
+    CASH,
+    CREDIT,
+    DEDUPE_DAYS,
+    EOD_DAYS,
+    FEE_CASH,
+    FEE_FX,
+    FEE_OD,
+    HISTORY_CAP,
+    HISTORY_DAYS,
+    LEDGER_DAYS,
+    MAX_MERCHANTS,
+    MAX_PAYERS,
+    OWN,
+    PENDING,
+    PENDING_DAYS,
+    REFUND,
+    SERIES_DAYS,
+    CustomerState,
+)
+
+__all__ = ["FoldError", "FoldResult", "apply_balance", "fold"]
+
+CATEGORY_DAYS = 125  # categories need 120 days (avg_monthly_prev_90d), od_fee 90
+MERCHANT_WINDOW_DAYS = 92  # merchant histories keep every payment of this many days (spend_90d) ...
+MERCHANT_WINDOW_CAP = 64  # ... up to this many
+MAX_PENCE = 100_000_000_000  # £1bn: anything larger is a data error
+INCOME_CADENCES = ("weekly", "fourweekly", "monthly")
+
+_OWN = re.compile(r"OWN ACCOUNT|INTERNAL TRANSFER|INTRA ?COMPANY|TO SAVINGS|FROM SAVINGS|SAVINGS POT|"
+                  r"\bPOT (TRANSFER|WITHDRAWAL|DEPOSIT)|TRANSFER (TO|FROM) (MY|OWN)|INTERNALTRANSFER")
+_CARD = re.compile(r"CARD|POS|CONTACTLESS|\bCPT\b|VISA|MASTERCARD")
+
+SPEND = frozenset({"spend_7d", "spend_30d", "spend_90d", "spend_prev_30d", "spend_prev_90d",
+                   "spend_month_to_date", "spend_last_month_to_date", "categories", "monthly_surplus"})
+MERCHANT = frozenset({"merchants", "recurring", "duplicate_charges", "bills_due_before_payday",
+                      "projected_balance_at_payday", "monthly_surplus"})
+INCOME = frozenset({"income_amount", "income_cadence", "income_next_date", "income_last_date",
+                    "income_last_amount", "income_previous_amount", "income_days_late", "days_to_next_income",
+                    "income_sources_count", "new_income_source", "last_txn_is_income", "bills_due_before_payday",
+                    "projected_balance_at_payday", "monthly_surplus"})
+LAST = frozenset({"last_txn_amount", "last_txn_direction", "last_txn_merchant", "last_txn_category",
+                  "last_txn_is_income", "last_txn_date"})
+BALANCE = frozenset({"balance_current", "balance_available", "overdraft_limit", "overdraft_days_30d",
+                     "projected_balance_at_payday"})
+
+Kind = tuple[int, int, int, str, str, str]  # day, pence, flags, merchant, category, payer
+
+
+class FoldError(ValueError):
+    """The event cannot be folded (bad amount, currency mismatch...); the state is unchanged."""
+
+
+@dataclass(frozen=True, slots=True)
+class FoldResult:
+    """What a fold did. ``changed``: feature names whose value may differ for the same ``as_of``."""
+
+    changed: frozenset[str]
+    duplicate: bool = False
+    replaced: bool = False
+    stale: bool = False
+
+
+_NOTHING = FoldResult(frozenset())
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def _pence(amount: Decimal, what: str) -> int:
+    try:
+        pence = int((amount * 100).to_integral_value(ROUND_HALF_EVEN))
+    except (InvalidOperation, ValueError, OverflowError, TypeError) as exc:
+        raise FoldError(f"{what}: not a finite amount: {amount!r}") from exc
+    if abs(pence) >= MAX_PENCE:
+        raise FoldError(f"{what}: {amount} is out of range")
+    return pence
+
+
+def _timestamp(at: datetime, what: str) -> float:
+    if at.tzinfo is None:
+        raise FoldError(f"{what}: datetime {at.isoformat()} has no timezone")
+    return at.timestamp()
+
+
+def classify(txn: Transaction) -> Kind:
+    """The compact description of a transaction's contribution (pure, cached pieces)."""
+    pence = _pence(txn.amount, "amount")
+    if pence < 0:
+        raise FoldError(f"amount must be positive (direction carries the sign), got {txn.amount}")
+    if txn.direction not in ("Credit", "Debit"):
+        raise FoldError(f"direction must be Credit or Debit, got {txn.direction!r}")
+    if txn.status not in ("Booked", "Pending"):
+        raise FoldError(f"status must be Booked or Pending, got {txn.status!r}")
+    _timestamp(txn.booked_at, "booked_at")
+    day = txn.booked_at.date().toordinal()
+    codes = f"{txn.bank_code or ''} {txn.proprietary_code or ''}".upper()
+    narrative = txn.description or ""
+    flags = PENDING if txn.status == "Pending" else 0
+    if txn.own_transfer or _OWN.search(f"{narrative.upper()} {codes}"):
+        flags |= OWN
+    merchant = normalise_merchant(txn.merchant_name or narrative)
+    payer = ""
+    if txn.direction == "Credit":
+        flags |= CREDIT
+        if not flags & OWN and (txn.merchant_name or txn.mcc):
+            flags |= REFUND
+        category = "income" if not flags & (OWN | REFUND) else "transfers"
+        if flags & REFUND:
+            category = categorise(merchant, narrative, txn.mcc)
+        elif not flags & OWN:
+            payer = normalise_merchant(narrative or txn.merchant_name or "") or "unknown payer"
+    else:
+        category = "transfers" if flags & OWN else categorise(merchant, narrative, txn.mcc)
+        if txn.mcc or _CARD.search(codes):
+            flags |= CARD
+        if category == "cash":
+            flags |= CASH
+        elif category == "fees":
+            flags |= {"overdraft": FEE_OD, "cash": FEE_CASH, "fx": FEE_FX, None: 0}[fee_kind(narrative, codes)]
+    return day, pence, flags, merchant, category, payer
+
+
+def _series_add(state: CustomerState, name: str, keep_days: int, day: int, pence: int) -> None:
+    if day < state.watermark - keep_days or pence == 0:
+        return
+    entry = state.series.get(name)
+    if entry is None:
+        entry = state.series[name] = [[], []]
+    days, values = entry
+    i = bisect_left(days, day)
+    if i < len(days) and days[i] == day:
+        values[i] += pence
+        if values[i] == 0:
+            del days[i], values[i]
+            if not days:
+                del state.series[name]
+    else:
+        days.insert(i, day)
+        values.insert(i, pence)
+
+
+def _history_add(days: list[int], values: list[int], day: int, pence: int, sign: int) -> None:
+    """Insert (sign 1) or remove (sign -1) one payment, keeping (day, pence) order."""
+    lo, hi = bisect_left(days, day), bisect_right(days, day)
+    if sign > 0:
+        i = lo + bisect_left(values[lo:hi], pence)
+        days.insert(i, day)
+        values.insert(i, pence)
+        return
+    for i in range(lo, hi):
+        if values[i] == pence:
+            del days[i], values[i]
+            return
+
+
+def _history_prune(days: list[int], values: list[int], watermark: int) -> bool:
+    """Keep the latest HISTORY_CAP payments plus every payment of the merchant window, bounded."""
+    n = len(days)
+    keep_from = max(0, n - HISTORY_CAP)
+    window_from = bisect_left(days, watermark - MERCHANT_WINDOW_DAYS)
+    start = min(keep_from, window_from)
+    start = max(start, n - MERCHANT_WINDOW_CAP, bisect_left(days, watermark - HISTORY_DAYS))
+    if start > 0:
+        del days[:start], values[:start]
+        return True
+    return False
+
+
+def _redetect_merchant(state: CustomerState, merchant: str) -> None:
+    entry = state.merchants.get(merchant)
+    stream = None
+    if entry is not None:
+        days, values = entry[1], entry[2]
+        pos = [i for i, v in enumerate(values) if v > 0]
+        stream = detect_stream([days[i] for i in pos], [values[i] for i in pos])
+    if stream is None:
+        state.streams.pop(merchant, None)
+    else:
+        state.streams[merchant] = tuple(stream)
+
+
+def _redetect_payer(state: CustomerState, payer: str) -> None:
+    entry = state.payers.get(payer)
+    stream = detect_stream(entry[0], entry[1], INCOME_CADENCES) if entry is not None else None
+    if stream is None:
+        state.incomes.pop(payer, None)
+    else:
+        state.incomes[payer] = tuple(stream)
+
+
+def _evict(table: dict[str, Any], limit: int, last_day: Any) -> list[str]:
+    evicted = []
+    while len(table) > limit:
+        victim = min(table, key=lambda k: (last_day(table[k]), k))
+        del table[victim]
+        evicted.append(victim)
+    return evicted
+
+
+def _apply(state: CustomerState, kind: Kind, sign: int, changed: set[str]) -> None:
+    """Add (sign 1) or remove (sign -1) a transaction's contribution."""
+    day, pence, flags, merchant, category, payer = kind
+    if flags & CREDIT and flags & PENDING:
+        if flags & REFUND:
+            changed.add("refunds_awaited")
+        return
+    if not flags & OWN:
+        if not flags & CREDIT or flags & REFUND:
+            signed = sign * (-pence if flags & CREDIT else pence)
+            _series_add(state, "spend", SERIES_DAYS, day, signed)
+            _series_add(state, category, CATEGORY_DAYS, day, signed)
+            changed.update(SPEND)
+            if flags & FEE_OD:
+                _series_add(state, "od_fee", CATEGORY_DAYS, day, signed)
+                changed.update(("overdraft_fees_30d", "overdraft_fees_90d"))
+            if merchant and day >= state.watermark - HISTORY_DAYS:
+                entry = state.merchants.get(merchant)
+                if entry is None:
+                    entry = state.merchants[merchant] = [category, [], []]
+                _history_add(entry[1], entry[2], day, -pence if flags & CREDIT else pence, sign)
+                _history_prune(entry[1], entry[2], state.watermark)
+                if not entry[1]:
+                    del state.merchants[merchant]
+                for gone in _evict(state.merchants, MAX_MERCHANTS, lambda e: e[1][-1]):
+                    state.streams.pop(gone, None)
+                _redetect_merchant(state, merchant)
+                changed.update(MERCHANT)
+        elif payer and day >= state.watermark - HISTORY_DAYS:
+            entry_p = state.payers.get(payer)
+            if entry_p is None:
+                entry_p = state.payers[payer] = [[], []]
+            _history_add(entry_p[0], entry_p[1], day, pence, sign)
+            _history_prune(entry_p[0], entry_p[1], state.watermark)
+            if not entry_p[0]:
+                del state.payers[payer]
+            for gone in _evict(state.payers, MAX_PAYERS, lambda e: e[0][-1]):
+                state.incomes.pop(gone, None)
+            _redetect_payer(state, payer)
+            changed.update(INCOME)
+    if day >= state.watermark - LEDGER_DAYS:
+        _ledger_change(state, day, pence, flags & ~PENDING, merchant, category, sign)
+        if flags & CREDIT:
+            changed.update(("largest_credit_30d", "income_30d"))
+        else:
+            changed.add("largest_debit_30d")
+            if flags & CARD:
+                changed.add("round_up_potential_30d")
+            if flags & CASH:
+                changed.update(("cash_withdrawals_30d_count", "cash_withdrawals_30d_amount"))
+            if flags & FEE_CASH:
+                changed.add("cash_fees_30d")
+            if flags & FEE_FX:
+                changed.add("fx_fees_30d")
+        if merchant:
+            changed.update(("merchants", "recurring", "duplicate_charges"))
+
+
+def _ledger_change(state: CustomerState, day: int, pence: int, flags: int, merchant: str, category: str,
+                   sign: int) -> None:
+    days, values, flag_list, merchants, categories = state.ledger
+    lo, hi = bisect_left(days, day), bisect_right(days, day)
+    if sign > 0:
+        key = (pence, flags, merchant)
+        i = lo
+        while i < hi and (values[i], flag_list[i], merchants[i]) <= key:
+            i += 1
+        for column, value in zip(state.ledger, (day, pence, flags, merchant, category), strict=True):
+            column.insert(i, value)
+        return
+    for i in range(lo, hi):
+        if values[i] == pence and flag_list[i] == flags and merchants[i] == merchant:
+            for column in state.ledger:
+                del column[i]
+            return
+
+
+def _advance(state: CustomerState, day: int, changed: set[str]) -> None:
+    """Move the watermark to ``day`` and drop everything that fell out of its horizon."""
+    state.watermark = day
+    seen = state.seen
+    for id_hash, record in list(state.pending.items()):
+        if record[1] < day - PENDING_DAYS:
+            del state.pending[id_hash]
+            seen.pop(id_hash, None)
+            _apply(state, tuple(record[1:]), -1, changed)
+    cutoff = day - DEDUPE_DAYS
+    if any(d < cutoff for d in seen.values()):
+        for key in [k for k, d in seen.items() if d < cutoff]:
+            del seen[key]
+    for key in [k for k, d in state.booked_refs.items() if d < day - PENDING_DAYS]:
+        del state.booked_refs[key]
+    for name in list(state.series):
+        days, values = state.series[name]
+        keep = SERIES_DAYS if name == "spend" else CATEGORY_DAYS
+        i = bisect_left(days, day - keep)
+        if i:
+            del days[:i], values[:i]
+            if not days:
+                del state.series[name]
+    i = bisect_left(state.ledger[0], day - LEDGER_DAYS)
+    if i:
+        for column in state.ledger:
+            del column[:i]
+    for merchant in list(state.merchants):
+        entry = state.merchants[merchant]
+        if _history_prune(entry[1], entry[2], day):
+            if not entry[1]:
+                del state.merchants[merchant]
+            _redetect_merchant(state, merchant)
+    for payer in list(state.payers):
+        entry_p = state.payers[payer]
+        if _history_prune(entry_p[0], entry_p[1], day):
+            if not entry_p[0]:
+                del state.payers[payer]
+            _redetect_payer(state, payer)
+
+
+def fold(state: CustomerState, txn: Transaction) -> FoldResult:
+    """Fold one transaction into ``state`` (in place). Raises ``FoldError`` on bad input, state untouched."""
+    kind = classify(txn)
+    if txn.currency != state.currency:
+        if state.currency:
+            raise FoldError(f"currency {txn.currency!r} differs from the customer's {state.currency!r}")
+        if len(txn.currency) != 3 or not txn.currency.isalpha():
+            raise FoldError(f"currency must be an ISO 4217 code, got {txn.currency!r}")
+    day = kind[0]
+    if state.watermark and day < state.watermark - DEDUPE_DAYS:
+        return FoldResult(frozenset(), stale=True)
+    if kind[2] & PENDING and state.watermark and day < state.watermark - PENDING_DAYS:
+        return FoldResult(frozenset(), stale=True)  # a pending this old has lapsed already
+    seen = state.seen
+    id_hash = _hash(txn.transaction_id)
+    ref_hash = _hash(txn.reference) if txn.reference else 0
+    pending_now = txn.status == "Pending"
+    replaced_key: int | None = None
+    if id_hash in seen:
+        if pending_now or id_hash not in state.pending:
+            return FoldResult(frozenset(), duplicate=True)
+        replaced_key = id_hash
+    elif ref_hash:
+        if pending_now and ref_hash in state.booked_refs:
+            seen[id_hash] = day
+            return FoldResult(frozenset(), duplicate=True)
+        # a booked twin replaces its pending; a re-issued pending under a new id replaces the old one
+        replaced_key = next((k for k, r in state.pending.items()
+                             if r[0] == ref_hash and (r[3] & CREDIT) == (kind[2] & CREDIT)), None)
+
+    state.currency = txn.currency
+    changed: set[str] = set()
+    if day > state.watermark:
+        _advance(state, day, changed)
+    if not state.first_day or day < state.first_day:
+        state.first_day = day
+        changed.add("days_of_history")
+    if replaced_key is not None:
+        record = state.pending.pop(replaced_key)
+        _apply(state, tuple(record[1:]), -1, changed)
+        if state.last is not None and state.last[8] == replaced_key:
+            state.last = None
+    seen[id_hash] = day
+    if pending_now:
+        state.pending[id_hash] = [ref_hash, *kind]
+    elif ref_hash:
+        state.booked_refs[ref_hash] = day
+    _apply(state, kind, 1, changed)
+    ts = txn.booked_at.timestamp()
+    if state.last is None or (ts, txn.transaction_id) > (state.last[0], state.last[1]):
+        state.last = [ts, txn.transaction_id, kind[1], txn.direction, kind[3], kind[4], kind[5], day, id_hash]
+        changed.update(LAST)
+    if txn.balance_after is not None and not pending_now:
+        _record_balance(state, txn.account_id, "booked", _pence(txn.balance_after, "balance_after"), ts, day, None)
+        changed.update(BALANCE)
+    return FoldResult(frozenset(changed), replaced=replaced_key is not None)
+
+
+def _record_balance(state: CustomerState, account: str, kind: str, pence: int, ts: float, day: int,
+                    limit: int | None) -> bool:
+    entry = state.accounts.get(account)
+    if entry is None:
+        entry = state.accounts[account] = [0.0, None, 0.0, None, None]
+    updated = False
+    if kind == "booked":
+        if entry[1] is None or ts >= entry[0]:
+            entry[0], entry[1] = ts, pence
+            updated = True
+        eod = state.eod.setdefault(account, {})
+        newest = max(eod, default=day)
+        if day >= newest - EOD_DAYS:
+            slot = eod.get(day)
+            if slot is None or ts >= slot[0]:
+                eod[day] = [ts, pence]
+                updated = True
+            for old in [d for d in eod if d < max(newest, day) - EOD_DAYS]:
+                del eod[old]
+    elif kind == "available" and (entry[3] is None or ts >= entry[2]):
+        entry[2], entry[3] = ts, pence
+        updated = True
+    if limit is not None and limit != entry[4]:
+        entry[4] = limit
+        updated = True
+    return updated
+
+
+def apply_balance(state: CustomerState, snapshot: BalanceSnapshot) -> FoldResult:
+    """Record a balance snapshot (newest per account and type wins; older ones only fill end-of-day)."""
+    pence = _pence(snapshot.amount, "amount")
+    ts = _timestamp(snapshot.at, "at")
+    limit = _pence(snapshot.overdraft_limit, "overdraft_limit") if snapshot.overdraft_limit is not None else None
+    if limit is not None and limit < 0:
+        raise FoldError(f"overdraft_limit must not be negative, got {snapshot.overdraft_limit}")
+    if state.currency and snapshot.currency != state.currency:
+        raise FoldError(f"currency {snapshot.currency!r} differs from the customer's {state.currency!r}")
+    kind = balance_kind(snapshot.balance_type)
+    if kind == "other" and limit is None:
+        return _NOTHING
+    day = snapshot.at.date().toordinal()
+    if _record_balance(state, snapshot.account_id, kind, pence, ts, day, limit):
+        return FoldResult(BALANCE)
+    return _NOTHING

@@ -1,0 +1,137 @@
+"""The compact per-customer state that the feature vector is computed from.
+
+Everything is bounded whatever the customer's history length (days are ``date.toordinal()`` numbers,
+money is integer pence, ``watermark`` is the latest event day seen):
+
+- ``seen``: transaction-id hashes (64-bit BLAKE2b) of the last ``DEDUPE_DAYS`` days, for idempotency.
+  An event older than ``watermark - DEDUPE_DAYS`` is *stale*: it is ignored (counted in no feature),
+  because its id may have been forgotten and counting it could double count it. Aggregators re-send at most
+  the last 90 days, and pending transactions are booked within days, so the horizon covers both.
+- ``pending``: pending transactions by id hash, with their reference hash and contribution, so the booked
+  version (same id, or same reference) replaces them; one not booked within ``PENDING_DAYS`` lapses
+  (its contribution is removed, as banks drop expired authorisations).
+- ``series``: sparse daily sums per series (``spend``, each category, ``od_fee``) for ``SERIES_DAYS``.
+- ``ledger``: one compact record per transaction of the last ``LEDGER_DAYS`` days (largest, cash, fees,
+  round-ups, duplicate charges, per-merchant 30-day figures).
+- ``merchants`` / ``payers``: per normalised merchant (debits and refunds) and per payer (credits) the
+  latest payments, at most ``HISTORY_CAP`` each, kept ``HISTORY_DAYS``; at most ``MAX_MERCHANTS`` /
+  ``MAX_PAYERS`` of them (the least recently paid are dropped first).
+- ``streams`` / ``incomes``: the recurring streams detected from those histories.
+- ``accounts`` and ``eod``: latest balances per account and end-of-day booked balances for ``EOD_DAYS``.
+
+Serialisation is ``marshal`` of plain containers (fast, C-implemented, stable format version 4) behind a
+one-byte layout version; the dedupe hashes are packed arrays decoded only when a fold needs them.
+"""
+
+from __future__ import annotations
+
+import marshal
+from array import array
+from typing import Any
+
+__all__ = [
+    "DEDUPE_DAYS", "EOD_DAYS", "HISTORY_CAP", "HISTORY_DAYS", "LEDGER_DAYS", "MAX_MERCHANTS", "MAX_PAYERS",
+    "PENDING_DAYS", "SERIES_DAYS", "CustomerState", "StateDecodeError",
+]
+
+LAYOUT_VERSION = 1
+DEDUPE_DAYS = 95
+PENDING_DAYS = 14
+LEDGER_DAYS = 40
+SERIES_DAYS = 185
+HISTORY_DAYS = 400
+HISTORY_CAP = 16
+MAX_MERCHANTS = 48
+MAX_PAYERS = 8
+EOD_DAYS = 40
+
+# ledger / kind flags
+CREDIT, OWN, REFUND, CARD, CASH, FEE_OD, FEE_CASH, FEE_FX, PENDING = (1 << i for i in range(9))
+
+
+class StateDecodeError(ValueError):
+    """The bytes are not a customer state this version can read."""
+
+
+class CustomerState:
+    """Mutable per-customer state; build with ``CustomerState()`` or ``CustomerState.from_bytes``."""
+
+    __slots__ = (
+        "currency", "first_day", "watermark", "_seen", "_seen_raw", "pending", "booked_refs", "series",
+        "ledger", "merchants", "payers", "streams", "incomes", "accounts", "eod", "last",
+    )
+
+    def __init__(self) -> None:
+        self.currency: str = ""
+        self.first_day: int = 0
+        self.watermark: int = 0
+        self._seen: dict[int, int] | None = {}
+        self._seen_raw: tuple[bytes, bytes] = (b"", b"")
+        # id hash -> [ref hash (0 = none), day, cents, flags, merchant, category, payer]
+        self.pending: dict[int, list[Any]] = {}
+        self.booked_refs: dict[int, int] = {}
+        # series name -> [sorted days, pence per day]
+        self.series: dict[str, list[list[int]]] = {}
+        # parallel lists sorted by day: days, pence, flags, merchants, categories
+        self.ledger: list[list[Any]] = [[], [], [], [], []]
+        # merchant -> [category, sorted days, signed pence]; payer -> [sorted days, pence]
+        self.merchants: dict[str, list[Any]] = {}
+        self.payers: dict[str, list[list[int]]] = {}
+        self.streams: dict[str, tuple[Any, ...]] = {}
+        self.incomes: dict[str, tuple[Any, ...]] = {}
+        # account -> [booked ts, booked pence, available ts, available pence, limit pence or None]
+        self.accounts: dict[str, list[Any]] = {}
+        # account -> {day: [ts, booked pence at the end of that day]}
+        self.eod: dict[str, dict[int, list[Any]]] = {}
+        # newest applied transaction: [ts, txn id, pence, direction, merchant, category, payer, day]
+        self.last: list[Any] | None = None
+
+    @property
+    def seen(self) -> dict[int, int]:
+        """Dedupe memory (decoded on first use: ``features_at`` never needs it)."""
+        if self._seen is None:
+            keys = array("Q")
+            keys.frombytes(self._seen_raw[0])
+            days = array("i")
+            days.frombytes(self._seen_raw[1])
+            self._seen = dict(zip(keys, days, strict=True))
+        return self._seen
+
+    def to_bytes(self) -> bytes:
+        if self._seen is None:
+            seen_raw = self._seen_raw
+        else:
+            seen_raw = (array("Q", self._seen.keys()).tobytes(), array("i", self._seen.values()).tobytes())
+        body = (
+            self.currency, self.first_day, self.watermark, seen_raw, self.pending, self.booked_refs,
+            self.series, self.ledger, self.merchants, self.payers, self.streams, self.incomes, self.accounts,
+            self.eod, self.last,
+        )
+        return bytes((LAYOUT_VERSION,)) + marshal.dumps(body, 4)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CustomerState:
+        if not data or data[0] != LAYOUT_VERSION:
+            raise StateDecodeError(
+                f"customer state layout {data[0] if data else 'empty'} is not {LAYOUT_VERSION}"
+            )
+        try:
+            body = marshal.loads(data[1:])
+            state = cls.__new__(cls)
+            (
+                state.currency, state.first_day, state.watermark, state._seen_raw, state.pending,
+                state.booked_refs, state.series, state.ledger, state.merchants, state.payers, state.streams,
+                state.incomes, state.accounts, state.eod, state.last,
+            ) = body
+        except (EOFError, ValueError, TypeError) as exc:
+            raise StateDecodeError(f"corrupt customer state: {exc}") from exc
+        state._seen = None
+        return state
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CustomerState):
+            return NotImplemented
+        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__ if s not in ("_seen", "_seen_raw")) \
+            and self.seen == other.seen
+
+    __hash__ = None  # type: ignore[assignment]
