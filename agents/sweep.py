@@ -40,7 +40,7 @@ def rules_for_request(catalogue: Any, rule_ids: list[str]) -> tuple[list[Any], l
     """(rules to evaluate, rule ids to tombstone): all nightly rules when none are named; otherwise the
     named rules whatever their trigger, and the named ones the catalogue no longer has are removed."""
     if not rule_ids:
-        return catalogue.rules_for_trigger("nightly"), []
+        return catalogue.for_trigger("nightly"), []
     rules = [catalogue[r] for r in rule_ids if r in catalogue]
     removed = [r for r in rule_ids if r not in catalogue]
     return rules, removed

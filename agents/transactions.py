@@ -59,6 +59,7 @@ def register(pipeline: Pipeline) -> None:
 
     @app.agent(pipeline.topics["transactions"], name="transactions")
     async def process_transactions(stream: StreamT[bytes]) -> None:
+        await io.feed.ready.wait()  # never score with a partial rule catalogue
         async for events in stream.take_events(max_=BATCH_MAX, within=BATCH_WITHIN_S):
             EVENTS_IN.labels("transactions").inc(len(events))
             by_customer: dict[bytes, list[tuple[EventT, Transaction]]] = defaultdict(list)

@@ -76,7 +76,7 @@ def create_app(
         table_options={"driver": "rocksdict"} if (store or "rocksdb://").startswith("rocksdb") else None,
         datadir=str(settings.worker_data_dir),
         topic_partitions=settings.topic_partitions,
-        web_enabled=True,
+        web_enabled=False,  # the worker serves its own aiohttp app (streams/web) on web_port
         web_host=settings.host,
         web_bind=settings.host,
         web_port=settings.web_port,
@@ -88,7 +88,7 @@ def create_app(
         stream_buffer_maxsize=8192,
         producer_linger_ms=5,
         producer_compression_type="lz4",
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.auto_offset_reset,
         autodiscover=False,
         **overrides,
     )

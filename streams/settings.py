@@ -35,6 +35,9 @@ class Settings:
     topic_partitions: int = 4
     worker_data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache" / "worker")
     app_id: str = "nudgestream"
+    # Where a new consumer group starts: "earliest" in production; tests and benchmarks that run a fresh
+    # group against shared topics use "latest" and wait for the worker's assignment before producing.
+    auto_offset_reset: str = "earliest"
     # Nightly sweep schedule (cron syntax, run by the leader worker) and its time zone.
     sweep_cron: str = "0 1 * * *"
     sweep_timezone: str = "Europe/London"

@@ -26,10 +26,10 @@ from schemas.codec import DecodeError, default_codec
 from streams.producer import producer_config
 from streams.settings import Settings
 
-__all__ = ["SweepProgress", "active_customers", "publish_sweep", "read_progress", "watch_sweep"]
+__all__ = ["SweepProgress", "active_customers", "publish_sweep", "read_progress", "read_topic", "watch_sweep"]
 
 
-def _read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> Iterable[Any]:
+def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> Iterable[Any]:
     """Every record of a (compacted) topic, from the beginning to the end offsets seen at the start."""
     consumer = Consumer(
         {
@@ -71,7 +71,7 @@ def active_customers(settings: Settings) -> list[str]:
     lifecycle agent dead-letters them)."""
     codec = default_codec()
     state: dict[str, bool] = {}
-    for msg in _read_topic(settings, "customers"):
+    for msg in read_topic(settings, "customers"):
         key = (msg.key() or b"").decode()
         if msg.value() is None:
             state.pop(key, None)
@@ -191,7 +191,7 @@ class SweepProgress:
 def read_progress(settings: Settings) -> dict[str, SweepProgress]:
     """Every sweep's markers and counters, from the compacted ``sweep-progress`` topic."""
     sweeps: dict[str, SweepProgress] = {}
-    for msg in _read_topic(settings, "sweep-progress"):
+    for msg in read_topic(settings, "sweep-progress"):
         if msg.value() is None or msg.key() is None:
             continue
         key = msg.key().decode()

@@ -1,0 +1,138 @@
+"""Run real `nudge worker` processes for integration tests and benchmarks.
+
+Each run gets its own consumer group (app id) and RocksDB folder, starting at the *latest* offsets of the
+shared topics, so old messages from earlier runs are not replayed. :meth:`WorkerGroup.wait_ready` proves
+every partition is assigned and positioned (and the rule catalogue loaded) by sending a probe sweep
+request to each partition and waiting for the sweep agent's progress record for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka.partitioner import DefaultPartitioner
+
+from schemas.codec import default_codec
+from streams.producer import make_producer
+from streams.settings import Settings
+from streams.sweeps import read_progress
+
+__all__ = ["WorkerGroup", "keys_per_partition"]
+
+
+def keys_per_partition(prefix: str, partitions: int) -> dict[int, str]:
+    """One key per partition, as Faust's (Java-compatible murmur2) partitioner places it."""
+    partitioner = DefaultPartitioner()
+    parts = list(range(partitions))
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < partitions:
+        key = f"{prefix}-{i}"
+        found.setdefault(partitioner(key.encode(), parts, parts), key)
+        i += 1
+    return found
+
+
+class WorkerGroup:
+    """Worker processes sharing one app id (consumer group) and its tables' changelogs."""
+
+    def __init__(self, settings: Settings, tmp: Path, app_id: str | None = None) -> None:
+        self.settings = settings
+        self.tmp = tmp
+        self.app_id = app_id or f"test-{uuid.uuid4().hex[:8]}"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def env(self, name: str, web_port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            NUDGE_APP_ID=self.app_id,
+            NUDGE_WORKER_DATA_DIR=str(self.tmp / name),
+            NUDGE_WEB_PORT=str(web_port),
+            NUDGE_AUTO_OFFSET_RESET="latest",
+            NUDGE_KAFKA_PORT=str(self.settings.kafka_port),
+        )
+        return env
+
+    def start(self, name: str, web_port: int) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+            env=self.env(name, web_port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs[name]
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            del self.procs[name]
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Probe every partition of ``sweep`` (co-partitioned with ``transactions``) until each answers."""
+        deadline = time.monotonic() + timeout_s
+        codec = default_codec()
+        producer = make_producer(self.settings)
+        while time.monotonic() < deadline:
+            probe = f"probe-{uuid.uuid4().hex[:8]}"
+            now = datetime.now(UTC)
+            for key in keys_per_partition(probe, self.settings.topic_partitions).values():
+                request = {
+                    "sweep_id": probe,
+                    "customer_id": key,
+                    "rule_ids": [],
+                    "as_of": now,
+                    "requested_at": now,
+                    "reason": "manual",
+                    "dry_run": True,
+                }
+                producer.produce("sweep", key=key.encode(), value=codec.encode("SweepRequest", request))
+            producer.flush(10)
+            probe_deadline = time.monotonic() + 15
+            while time.monotonic() < probe_deadline:
+                for name, proc in self.procs.items():
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"worker {name} exited with {proc.returncode}:\n{self.log(name)}")
+                progress = read_progress(self.settings).get(probe)
+                if progress and len(progress.partitions) == self.settings.topic_partitions:
+                    return
+                time.sleep(0.5)
+        raise TimeoutError("workers did not become ready:\n" + "\n".join(self.log(n) for n in self.procs))
+
+
+def read_json_topic(
+    settings: Settings, topic: str, prefix: str
+) -> list[tuple[str, dict[str, object] | None]]:
+    """(key, value) of every record of ``topic`` whose key starts with ``prefix``, in offset order per key."""
+    from streams.sweeps import read_topic
+
+    out: list[tuple[str, dict[str, object] | None]] = []
+    for msg in read_topic(settings, topic):
+        key = (msg.key() or b"").decode()
+        if key.startswith(prefix):
+            out.append((key, None if msg.value() is None else json.loads(msg.value())))
+    return out
