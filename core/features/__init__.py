@@ -1,6 +1,6 @@
 """Per-customer financial features: the registry of what rules may read, and the fold that computes them."""
 
-from core.features.fold import FoldError, FoldResult, apply_balance, fold
+from core.features.folding import FoldError, FoldResult, apply_balance, fold
 from core.features.state import CustomerState, StateDecodeError
 from core.features.vector import changed_features, features_at
 

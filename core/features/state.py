@@ -135,3 +135,16 @@ class CustomerState:
             and self.seen == other.seen
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def __getattr__(name: str) -> Any:
+    """Let ``from core.features.state import fold, features_at`` work (the public home is ``core.features``)."""
+    if name in ("fold", "apply_balance", "FoldResult", "FoldError"):
+        from core.features import folding
+
+        return getattr(folding, name)
+    if name in ("features_at", "changed_features"):
+        from core.features import vector
+
+        return getattr(vector, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
