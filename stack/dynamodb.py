@@ -34,7 +34,7 @@ __all__ = [
 INSIGHTS_TABLE = "insights"
 INSIGHTS_KEY_SCHEMA = (("customer_id", "HASH"), ("rule_id", "RANGE"))
 AWS_ENDPOINT = "aws"
-LOCAL_CREDENTIALS = {"aws_access_key_id": "nudgestream-local", "aws_secret_access_key": "nudgestream-local"}
+LOCAL_CREDENTIALS = {"aws_access_key_id": "nudge-local", "aws_secret_access_key": "nudge-local"}
 
 
 def dynamodb_is_local(settings: Settings) -> bool:
@@ -108,3 +108,20 @@ async def ensure_insights_table(settings: Settings) -> bool:
             TableName=INSIGHTS_TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
         return True
+
+
+def main() -> int:
+    """``python -m stack.dynamodb``: create the insights table (docker-compose's table-init job uses it)."""
+    import asyncio
+
+    from streams.settings import load_settings
+
+    settings = load_settings()
+    created = asyncio.run(ensure_insights_table(settings))
+    where = settings.dynamodb_endpoint or settings.dynamodb_url
+    print(f"table {INSIGHTS_TABLE} {'created' if created else 'already present'} at {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
