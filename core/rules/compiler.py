@@ -130,8 +130,10 @@ def _compile_score(cc: ExprCompiler, doc: RuleDoc, scope: Scope) -> _Part | None
     if part is None:
         return None
     t = part.typed
-    if t.kind not in ("ratio", "number"):
-        doc.issue(node, f"score must be a number from 0 to 1, but `{part.text}` is {t.kind}", "type-mismatch")
+    if t.kind not in ("ratio", "number", "count", "days"):
+        hint = " (divide money by money, e.g. `x / £500`, to get a ratio)" if t.kind == "money" else ""
+        doc.issue(node, f"score must be a number from 0 to 1, but `{part.text}` is {t.kind}{hint}",
+                  "type-mismatch")
     elif t.lo > 1 or t.hi < 0:
         doc.issue(node, f"score `{part.text}` is always outside 0..1", "score-range")
     elif (t.hi > 1 and t.hi != float("inf")) or (t.lo < 0 and t.lo != float("-inf")):
