@@ -82,7 +82,7 @@ def source_fingerprint(project: Path = MAVEN_PROJECT) -> str:
 def install(settings: Settings) -> None:
     """Build the plugin with Maven if needed and copy it into ``<stack_dir>/plugins/nudge-dynamodb-sink``."""
     target = plugin_dir(settings)
-    fingerprint = source_fingerprint()
+    fingerprint = source_fingerprint(MAVEN_PROJECT)
     if _installed_fingerprint(target) == fingerprint:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
