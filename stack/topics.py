@@ -105,7 +105,9 @@ def _describe(admin: AdminClient, names: Iterable[str]) -> dict[str, dict[str, s
     return out
 
 
-def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> TopicsReport:
+def ensure_topics(
+    bootstrap_servers: str, specs: Sequence[TopicSpec], *, admin: AdminClient | None = None
+) -> TopicsReport:
     """Create every missing topic of specs; report (not fix) existing ones that differ.
 
     Idempotent: a second run creates nothing. A topic created concurrently by someone else is checked like
@@ -114,7 +116,7 @@ def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> TopicsR
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise StackError(f"a topic is declared twice: {sorted(n for n in set(names) if names.count(n) > 1)}")
-    admin = admin_client(bootstrap_servers)
+    admin = admin or admin_client(bootstrap_servers)
     try:
         missing, report = check_topics(admin, specs)
         if not missing:
