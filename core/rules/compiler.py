@@ -305,7 +305,7 @@ def _item_reason(registry: Mapping[str, FeatureSpec], coll: str | None, err: _It
     key = registry[coll].key if coll else None
     label = f"{coll} item '{item.get(key)}'" if isinstance(item, dict) and key else f"{coll} item"
     if isinstance(cause, KeyError):
-        return f"{label} has no field {cause.args[0]}"
+        return f"{label} has no field '{cause.args[0]}'"
     if isinstance(item, dict):
         missing = [k for k, v in item.items() if v is None]
         if missing and isinstance(cause, TypeError | AttributeError):

@@ -440,8 +440,12 @@ class ExprCompiler:
 
     # ------------------------------------------------------------------ functions
     def _n_Call(self, node: ast.Call, scope: Scope) -> Typed:
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            name = node.func.id if isinstance(node.func, ast.Name) else self.source_of(node.func)
+        if not isinstance(node.func, ast.Name):
+            self._node(node.func, scope)  # reports the forbidden construct being called, if any
+            raise self._fail(node, f"only the built-in functions can be called ({', '.join(sorted(FUNCTIONS))})",
+                             "unknown-function")
+        if node.func.id not in FUNCTIONS:
+            name = node.func.id
             hint = self._suggest(name, sorted(FUNCTIONS))
             raise self._fail(node, f"unknown function '{name}'{hint}; available: {', '.join(sorted(FUNCTIONS))}",
                              "unknown-function")
