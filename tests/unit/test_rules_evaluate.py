@@ -80,7 +80,7 @@ def test_unexpected_runtime_errors_are_reported_not_raised() -> None:
     assert not out.eligible and out.error is not None and "TypeError" in out.error
 
 
-class Hostile(dict):  # type: ignore[type-arg]
+class Hostile(dict[str, object]):
     def __getitem__(self, key: object) -> object:
         raise RuntimeError("boom")
 
@@ -100,7 +100,7 @@ def test_explain_lists_each_condition_with_the_values_read() -> None:
                      ("spend_30d / max(spend_prev_30d, £1) > 1.1", False)]
     assert out.reasons[2].features == {"spend_30d": 100.0, "spend_prev_30d": 600.0}
     assert out.reasons[-1].text == "condition not met: spend_30d / max(spend_prev_30d, £1) > 1.1"
-    assert out.to_dict()["reasons"][0]["features"] == {"income_next_date": "2026-03-27"}
+    assert out.reasons[0].to_dict()["features"] == {"income_next_date": "2026-03-27"}
 
 
 def test_for_each_items_sorted_by_score_with_keys_and_messages() -> None:
