@@ -43,6 +43,7 @@ __all__ = [
     "install",
     "plugin_dir",
     "register",
+    "unregister",
 ]
 
 PLUGIN_NAME = "nudge-dynamodb-sink"
@@ -232,12 +233,22 @@ def connector_status(settings: Settings, name: str | None = None) -> dict[str, A
     return body
 
 
-def register(settings: Settings, timeout: float = 120.0) -> None:
+def register(
+    settings: Settings,
+    timeout: float = 120.0,
+    *,
+    name: str | None = None,
+    overrides: dict[str, str] | None = None,
+) -> None:
     """Put the connector config (create or update; same config twice is a no-op) and wait until the
     connector and every task are RUNNING. A failed task is restarted once; failing again raises
-    :class:`ConnectorError` with its trace."""
-    name = connector_name()
-    config = connector_config(settings)
+    :class:`ConnectorError` with its trace.
+
+    ``name`` and ``overrides`` register another instance of the same connector (the benchmark writes its
+    own topic into its own table this way); by default it is the one of ``connectors/dynamodb-sink.json``.
+    """
+    name = name or connector_name()
+    config = {**connector_config(settings), **(overrides or {})}
     deadline = time.monotonic() + timeout
     _put_config(settings, name, config, deadline)
     restarted = False
@@ -253,6 +264,17 @@ def register(settings: Settings, timeout: float = 120.0) -> None:
         )
         if status not in (200, 202, 204):
             raise ConnectorError(f"restart of connector {name} refused: HTTP {status}: {body}\n{failed}")
+
+
+def unregister(settings: Settings, name: str | None = None) -> bool:
+    """Delete the connector from Connect (its committed offsets stay); False if it was not registered."""
+    name = name or connector_name()
+    status, body = _request(settings, "DELETE", f"/connectors/{urllib.parse.quote(name)}")
+    if status == 404:
+        return False
+    if status not in (200, 204):
+        raise ConnectorError(f"DELETE of connector {name}: HTTP {status}: {_message(body)}")
+    return True
 
 
 def _put_config(settings: Settings, name: str, config: dict[str, str], deadline: float) -> None:
