@@ -24,6 +24,7 @@ AGENT_MODULES: tuple[str, ...] = (
     "agents.sweep",
     "agents.customers",
     "agents.rule_changes",
+    "agents.alerts",
 )
 
 

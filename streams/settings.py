@@ -41,6 +41,12 @@ class Settings:
     # Nightly sweep schedule (cron syntax, run by the leader worker) and its time zone.
     sweep_cron: str = "0 1 * * *"
     sweep_timezone: str = "Europe/London"
+    # Alert delivery: the app's webhook (empty = not delivering yet; alerts wait in Kafka), its HMAC secret,
+    # the delays in seconds before attempts 2..n (comma-separated; n = 1 + their number), request timeout.
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_retry_delays: str = "10,60,300,1800"
+    webhook_timeout_s: int = 10
 
     @property
     def bootstrap_servers(self) -> str:
