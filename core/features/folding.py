@@ -206,7 +206,7 @@ def _redetect_merchant(state: CustomerState, merchant: str) -> None:
     stream = None
     if entry is not None:
         days, values = entry[1], entry[2]
-        pos = [i for i, v in enumerate(values) if v > 0]
+        pos = [i for i, v in enumerate(values) if v >= 0]  # refunds are negative
         stream = detect_stream([days[i] for i in pos], [values[i] for i in pos])
     if stream is None:
         state.streams.pop(merchant, None)

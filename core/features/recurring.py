@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 __all__ = ["CADENCE_DAYS", "Stream", "add_cadence", "detect_stream"]
 
-CADENCE_DAYS: dict[str, int] = {"weekly": 7, "fourweekly": 28, "monthly": 30, "quarterly": 91, "annual": 365}
+CADENCE_DAYS: dict[str, int] = {"monthly": 30, "fourweekly": 28, "weekly": 7, "quarterly": 91, "annual": 365}
 _GAPS: dict[str, tuple[int, int]] = {
     "weekly": (6, 8), "fourweekly": (27, 29), "monthly": (25, 36), "quarterly": (84, 98), "annual": (358, 372),
 }
@@ -76,8 +76,12 @@ def _run_length(days: list[int], cadence: str) -> int:
     return run
 
 
-def add_cadence(day: int, cadence: str) -> int:
-    """The predicted next payment day after ``day``."""
+def add_cadence(day: int, cadence: str, anchor_dom: int = 0) -> int:
+    """The predicted next payment day after ``day``.
+
+    :param anchor_dom: the stream's day of the month (a payment on the 31st clamped to Feb 28 is still due
+        on Mar 31); 0 means ``day``'s own.
+    """
     if cadence in ("weekly", "fourweekly"):
         return day + CADENCE_DAYS[cadence]
     months = {"monthly": 1, "quarterly": 3, "annual": 12}[cadence]
@@ -85,7 +89,15 @@ def add_cadence(day: int, cadence: str) -> int:
     index = d.year * 12 + d.month - 1 + months
     year, month = divmod(index, 12)
     month += 1
-    return date(year, month, min(d.day, calendar.monthrange(year, month)[1])).toordinal()
+    return date(year, month, min(anchor_dom or d.day, calendar.monthrange(year, month)[1])).toordinal()
+
+
+def _anchor(run_days: list[int]) -> int:
+    """Day of the month a stream is due: the latest payment's, unless it sits on a month end."""
+    latest = date.fromordinal(run_days[-1])
+    if latest.day < calendar.monthrange(latest.year, latest.month)[1]:
+        return latest.day
+    return max(date.fromordinal(d).day for d in run_days[-3:])
 
 
 def _detect(days: list[int], amounts: list[int], cadences: tuple[str, ...]) -> Stream | None:
@@ -120,7 +132,7 @@ def _detect(days: list[int], amounts: list[int], cadences: tuple[str, ...]) -> S
         payments=run,
         regular_since=run_days[needed - 1],
         trial_converted=lead > 0 and run_amounts[-1] > TRIVIAL_CENTS,
-        next_day=add_cadence(run_days[-1], cadence),
+        next_day=add_cadence(run_days[-1], cadence, _anchor(run_days)),
     )
 
 

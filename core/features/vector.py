@@ -192,8 +192,8 @@ def features_at(state: CustomerState, as_of: datetime) -> dict[str, object]:
     categories.sort(key=lambda x: str(x["category"]))
     f["categories"] = categories
 
-    # --- merchants: the top by 30-day spend, with their 90-day spend from the histories
-    top = sorted(m_spend.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_MERCHANTS]
+    # --- merchants: the top by net 30-day spend (fully refunded ones drop out), 90-day spend from histories
+    top = sorted(((m, p) for m, p in m_spend.items() if p > 0), key=lambda kv: (-kv[1], kv[0]))[:TOP_MERCHANTS]
     merchants = []
     for merchant, pence in top:
         entry_m = state.merchants.get(merchant)
