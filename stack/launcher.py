@@ -23,13 +23,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import quote
 
 from stack import configs, procs
 from stack.dynamodb import dynamodb_is_local, ensure_insights_table, moto_server_command
 from stack.errors import ServiceDidNotStart, StackError
 from stack.jars import fetch_jars
 from stack.layout import StackLayout
-from stack.probes import connect_probe, dynamodb_probe, kafka_probe
+from stack.probes import connect_probe, connect_request, dynamodb_probe, kafka_probe
 from stack.topics import TopicsReport, ensure_topics
 from streams.settings import Settings
 from streams.topics import TOPICS
@@ -253,6 +254,44 @@ def _up_locked(settings: Settings, layout: StackLayout, result: UpResult, echo: 
             raise StackError(f"registering the DynamoDB sink connector failed: {exc}") from exc
         result.connector = "registered"
         echo("connector: DynamoDB sink registered")
+        if "dynamodb" in result.started:
+            _replay_scores(settings, str(sink.connector_name()), echo)
+
+
+def _connector_state(settings: Settings, name: str) -> str:
+    status, body = connect_request(settings, "GET", f"/connectors/{quote(name)}/status")
+    if status != 200 or not isinstance(body, dict):
+        raise StackError(f"connector {name}: status request answered {status}: {body}")
+    return str(body.get("connector", {}).get("state", "UNKNOWN"))
+
+
+def _await_connector_state(settings: Settings, name: str, wanted: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    state = _connector_state(settings, name)
+    while state != wanted:
+        if time.monotonic() > deadline:
+            raise StackError(f"connector {name} is {state}, not {wanted}, after {timeout:.0f} s")
+        time.sleep(0.25)
+        state = _connector_state(settings, name)
+
+
+def _replay_scores(settings: Settings, name: str, echo: Echo) -> None:
+    """moto keeps DynamoDB in memory, so a freshly started one is empty while the sink's committed offsets
+    say every score was written. Rewind the sink (stop, delete offsets, resume: KIP-875) so it replays the
+    compacted scores topic into the new table; writes are idempotent upserts and deletes."""
+    path = f"/connectors/{quote(name)}"
+    status, body = connect_request(settings, "GET", f"{path}/offsets")
+    if status != 200 or not isinstance(body, dict):
+        raise StackError(f"connector {name}: reading its offsets answered {status}: {body}")
+    if not body.get("offsets"):
+        return  # never committed anything: it starts from the beginning anyway
+    echo("connector: DynamoDB was empty, rewinding the sink to replay the scores topic")
+    for method, step, wanted in (("PUT", "/stop", "STOPPED"), ("DELETE", "/offsets", ""), ("PUT", "/resume", "RUNNING")):
+        status, body = connect_request(settings, method, f"{path}{step}")
+        if status >= 300:
+            raise StackError(f"connector {name}: {method} {step} answered {status}: {body}")
+        if wanted:
+            _await_connector_state(settings, name, wanted)
 
 
 def _stop_services(layout: StackLayout, services: Sequence[str], echo: Echo) -> list[str]:

@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from stack.dynamodb import dynamodb_is_local, list_tables
 from streams.settings import Settings
 
-__all__ = ["kafka_probe", "connect_probe", "dynamodb_probe", "port_open", "connect_get"]
+__all__ = ["kafka_probe", "connect_probe", "dynamodb_probe", "port_open", "connect_get", "connect_request"]
 
 _quiet = logging.getLogger("stack.probes.librdkafka")
 _quiet.addHandler(logging.NullHandler())
@@ -55,6 +55,22 @@ def connect_get(settings: Settings, path: str, timeout: float = 5.0) -> object:
     """GET a path of Connect's REST API and decode its JSON (raises urllib/OSError on failure)."""
     with urllib.request.urlopen(f"{settings.connect_url}{path}", timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def connect_request(settings: Settings, method: str, path: str, timeout: float = 30.0) -> tuple[int, object]:
+    """One call to Connect's REST API: (HTTP status, decoded JSON or None). Raises OSError if unreachable."""
+    request = urllib.request.Request(
+        f"{settings.connect_url}{path}", method=method, headers={"Accept": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
 
 
 def connect_probe(settings: Settings) -> str | None:

@@ -1,7 +1,7 @@
 """Starting, recognising and stopping the stack's own processes.
 
-A PID file records the PID and the exact command line read back from /proc right after the start. A
-process counts as ours only if that PID is alive with that same command line, so `nudge stack down` never
+A PID file records the PID and the exact argv the process was started with. A process counts as ours
+only if that PID is alive and runs that argv (for a script, behind its interpreter), so `nudge stack down` never
 signals a process that merely reused the PID, nor a broker somebody else started on the same port.
 """
 
@@ -37,7 +37,7 @@ LOG_ROTATE_BYTES = 50 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ProcessRecord:
-    """What a PID file holds."""
+    """What a PID file holds: the PID and the argv we started it with."""
 
     pid: int
     cmdline: tuple[str, ...]
@@ -78,8 +78,14 @@ def read_record(path: Path) -> ProcessRecord | None:
 
 
 def is_running(record: ProcessRecord) -> bool:
-    """True if the recorded PID is alive and still runs the recorded command line."""
-    return _proc_cmdline(record.pid) == record.cmdline
+    """True if the recorded PID is alive and still runs the recorded command line.
+
+    The live command line may carry a prefix: for a script the kernel puts its interpreter in front.
+    """
+    live = _proc_cmdline(record.pid)
+    if live is None or not record.cmdline:
+        return False
+    return live[-len(record.cmdline):] == record.cmdline
 
 
 def spawn(
@@ -96,10 +102,12 @@ def spawn(
             env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
         )
     _CHILDREN[child.pid] = child
-    # Popen returns once exec succeeded, so /proc already shows the final command line (for a script, the
-    # kernel has put the interpreter in front of it).
-    cmdline = _proc_cmdline(child.pid) or tuple(cmd)
-    record = ProcessRecord(child.pid, cmdline, time.time())
+    record = ProcessRecord(child.pid, tuple(cmd), time.time())
+    # /proc may show an empty or pre-exec command line for a moment after Popen returns: wait it out, so
+    # the caller's next is_running() is already true.
+    deadline = time.monotonic() + 2.0
+    while not is_running(record) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     record.dump(pid_path)
     return record
 

@@ -104,3 +104,16 @@ def test_jars_are_current_only_for_the_pom_they_were_fetched_for(tmp_path: Path)
     assert jars_ready(layout, pom)
     pom.write_text("<project>2</project>")
     assert not jars_ready(layout, pom)
+
+
+def test_a_script_is_recognised_behind_its_interpreter(tmp_path: Path) -> None:
+    script = tmp_path / "sleeper"
+    script.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    script.chmod(0o755)
+    record = procs.spawn([str(script), "--flag"], log_path=tmp_path / "s.log", pid_path=tmp_path / "s.pid")
+    try:
+        time.sleep(0.3)
+        assert procs.is_running(record)  # /proc shows [python, script, --flag]
+        assert procs.is_running(procs.read_record(tmp_path / "s.pid") or record)
+    finally:
+        assert procs.stop(record, timeout=5)
