@@ -167,7 +167,7 @@ def _compile_message(cc: ExprCompiler, doc: RuleDoc, registry: Mapping[str, Feat
     item_spec = registry[coll].item if coll else {}
     for literal, name, spec, conversion in parsed:
         if literal:
-            pieces.append(cc.const(literal))
+            pieces.append("{" + cc.const(literal) + "}")
         if name is None:
             continue
         offset = template.find("{" + name, search)
@@ -201,13 +201,14 @@ def _compile_message(cc: ExprCompiler, doc: RuleDoc, registry: Mapping[str, Feat
         if fmt in ("money", "pct", "int", "number") and kind not in NUMERIC:
             at(offset, f"format '{spec}' needs a number, {{{name}}} is {kind}", "type-mismatch")
             continue
-        pieces.append(f"_fmt_{fmt}({code})")
+        # money renders inline (the hot path of most messages); the other kinds through their formatter
+        pieces.append("{(" + code + "):,.2f}" if fmt == "money" else "{_fmt_" + fmt + "(" + code + ")}")
     for name in values:
         if name not in seen:
             key_node = next(k for k, _ in doc.nodes["values"].value if k.value == name)
             doc.issue(key_node, f"value '{name}' is never used in the message: remove it or add {{{name}}}",
                       "unused-placeholder")
-    code = "''.join((" + ", ".join(pieces) + ",))" if pieces else "''"
+    code = 'f"' + "".join(pieces) + '"'  # only generated fields: constants table entries and formatted values
     return code, frozenset(used), frozenset(fields)
 
 
@@ -242,7 +243,7 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
     if coll:
         not_eligible = [ne(f"no {coll} item meets: " + " and ".join(p.text for p in conjuncts))]
     windows = [ne(f"rule valid from {vf}"), ne(f"rule valid until {vu}")]
-    lines = ["def _fast(_F):"]
+    lines: list[str] = []  # the body of _evaluate, indented one level
     loaded: set[str] = set()
     if vf or vu:
         lines += load({"today"}, loaded, "    ")
@@ -256,7 +257,8 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
             lines += load(p.used, loaded, "    ")
             lines.append(f"    if not {p.typed.code}: return _NE[{i}]")
         lines += load(body_used, loaded, "    ")
-        lines.append(f"    _s = _check_score({score.typed.code})")
+        lines.append(f"    _s = {score.typed.code}")
+        lines.append("    if not 0.0 <= _s <= 1.0: _s = _check_score(_s)")
         lines += [f"    {v}" for v in value_lines]
         lines.append(f"    return _new(_O, (_RID, _VER, True, _s, (), {msg_code}, (), None))")
     else:
@@ -264,7 +266,8 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
         lines += load(reads, loaded, "    ")
         lines += ["    _items = []", "    _err = None", f"    for _it in {var[coll]}:", "        try:"]
         lines += [f"            if not {p.typed.code}: continue" for p in conjuncts]
-        lines.append(f"            _s = _check_score({score.typed.code})")
+        lines.append(f"            _s = {score.typed.code}")
+        lines.append("            if not 0.0 <= _s <= 1.0: _s = _check_score(_s)")
         lines += [f"            {v}" for v in value_lines]
         lines.append(f"            _m = {msg_code}")
         lines += ["        except Exception as _e:", "            if _err is None: _err = _ItemError(_it, _e)",
@@ -273,6 +276,9 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
                   "    if len(_items) > 1: _items.sort(key=_by_score, reverse=True)", "    _top = _items[0]",
                   "    return _new(_O, (_RID, _VER, True, _top[1], tuple(_items), _top[2], (),"
                   " None if _err is None else _item_error_text(_err)))"]
+    # evaluate(features, explain=False): one frame on the hot path; explain and failures go to Python helpers
+    lines = ["def _evaluate(_F, explain=False):", "    if explain: return _EXPLAIN(_F)", "    try:",
+             *("    " + line for line in lines), "    except Exception as _e:", "        return _FAIL(_F, _e)"]
     # one function per condition, for explain mode
     for i, p in enumerate(conjuncts):
         lines.append(f"def _cond{i}(_F, _it):")
@@ -280,23 +286,23 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
         lines.append(f"    return {p.typed.code}")
     code = "\n".join(lines) + "\n"
     ns: dict[str, Any] = {
-        "__builtins__": {}, **RUNTIME, "Exception": Exception, "tuple": tuple, "len": len, "_K": tuple(cc.consts), "_O": RuleOutcome,
+        "__builtins__": {}, **RUNTIME, "Exception": Exception, "tuple": tuple, "len": len,
+        "_K": tuple(cc.consts), "_O": RuleOutcome,
         "_I": ItemResult, "_new": tuple.__new__, "_NE": tuple(not_eligible), "_NW": tuple(windows),
         "_VF": vf, "_VU": vu, "_RID": rid, "_VER": version, "_ItemError": _ItemError,
         "_by_score": itemgetter(1), "_item_error_text": lambda e: _item_reason(registry, coll, e),
     }
     exec(compile(code, f"<rule {rid}>", "exec"), ns)  # noqa: S102 - source generated above, see module doc
-    fast = ns["_fast"]
-    order = sorted(reads)
-    failure = _make_failure(rid, version, registry, coll, order)
+    evaluate = ns["_evaluate"]
     cond_fns = [ns[f"_cond{i}"] for i in range(len(conjuncts))]
-    explain = _make_explain(fast, failure, conjuncts, cond_fns, coll, registry)
+    ns["_FAIL"] = _make_failure(rid, version, registry, coll, sorted(reads))
+    ns["_EXPLAIN"] = _make_explain(evaluate, conjuncts, cond_fns, coll, registry)
     cooldown = parse_duration(d["cooldown"]) if d.get("cooldown") is not None else None
     return CompiledRule(
         id=rid, version=version, title=str(d["title"]), description=str(d.get("description") or ""),
         owner=str(d.get("owner") or ""), kind=str(d["kind"]), trigger=str(d["trigger"]), for_each=coll,
         reads=frozenset(reads), cooldown=cooldown, valid_from=vf, valid_until=vu, source=doc.text,
-        filename=doc.file, examples=examples, code=code, _fast=fast, _explain=explain, _failure=failure,
+        filename=doc.file, examples=examples, code=code, evaluate=evaluate,
     )
 
 
@@ -340,8 +346,7 @@ def _make_failure(rid: str, version: int, registry: Mapping[str, FeatureSpec], c
     return failure
 
 
-def _make_explain(fast: Callable[[Mapping[str, object]], RuleOutcome],
-                  failure: Callable[[Mapping[str, object], BaseException], RuleOutcome], conjuncts: list[_Part],
+def _make_explain(evaluate: Callable[..., RuleOutcome], conjuncts: list[_Part],
                   cond_fns: list[Callable[..., object]], coll: str | None,
                   registry: Mapping[str, FeatureSpec]) -> Callable[[Mapping[str, object]], RuleOutcome]:
     key = registry[coll].key if coll else None
@@ -371,10 +376,7 @@ def _make_explain(fast: Callable[[Mapping[str, object]], RuleOutcome],
         return reasons
 
     def explain(features: Mapping[str, object]) -> RuleOutcome:
-        try:
-            outcome = fast(features)
-        except Exception as exc:  # noqa: BLE001
-            outcome = failure(features, exc)
+        outcome = evaluate(features)
         reasons: list[Reason] = []
         try:
             if coll is None:

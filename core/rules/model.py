@@ -108,18 +108,9 @@ class CompiledRule:
     filename: str
     examples: tuple[Example, ...]
     code: str  # the generated Python source (for debugging and `nudge rules show`)
-    _fast: Callable[[Mapping[str, object]], RuleOutcome]
-    _explain: Callable[[Mapping[str, object]], RuleOutcome]
-    _failure: Callable[[Mapping[str, object], BaseException], RuleOutcome]
-
-    def evaluate(self, features: Mapping[str, object], explain: bool = False) -> RuleOutcome:
-        """Score this rule for one customer's features; a runtime problem gives not-eligible plus a reason."""
-        if explain:
-            return self._explain(features)
-        try:
-            return self._fast(features)
-        except Exception as exc:  # noqa: BLE001 - a rule never crashes evaluation
-            return self._failure(features, exc)
+    evaluate: Callable[..., RuleOutcome]
+    """``evaluate(features, explain=False) -> RuleOutcome``: the generated function itself (one call frame on
+    the hot path). It never raises: a runtime problem gives not-eligible plus a reason."""
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,190 @@
+"""Rule evaluation and compile speed: prints figures, never a timed test.
+
+    .venv/bin/python -m bench.bench_rules [--customers 2000] [--repeat 5]
+
+Feature vectors are synthetic but shaped like production ones: every registry feature present (~60,
+with realistic None for customers without detected income) plus collections of recurring payments,
+categories, merchants, duplicate charges and awaited refunds. Runs in one process and times with the
+process's CPU time (``time.process_time``), so figures are per core even when other work shares the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+from core.features.registry import REGISTRY
+from core.rules import CompiledRule, compile_rule, load_catalogue
+
+RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+CATEGORIES = ["groceries", "eating_out", "transport", "shopping", "entertainment", "utilities", "travel",
+              "health", "cash", "general"]
+SUBSCRIPTIONS = [("netflix", "streaming", 10.99), ("disney plus", "streaming", 7.99), ("spotify", "music", 11.99),
+                 ("puregym", "gym", 24.99), ("octopus energy", "energy", 120.0), ("bt", "broadband", 45.0),
+                 ("vodafone", "mobile", 25.0), ("aviva", "insurance", 480.0), ("council", "council_tax", 150.0),
+                 ("landlord", "rent", 950.0), ("icloud", "cloud_storage", 2.99), ("times", "news", 26.0)]
+
+
+def feature_vector(rng: random.Random, today: date) -> dict[str, object]:
+    """One synthetic customer's feature vector, covering every registry feature."""
+    has_income = rng.random() < 0.85
+    income = rng.choice([1400.0, 2100.0, 2900.0, 4200.0]) if has_income else None
+    balance = rng.gauss(1500, 1200)
+    spend_30d = abs(rng.gauss(1600, 700))
+    recurring = []
+    for merchant, category, amount in rng.sample(SUBSCRIPTIONS, rng.randint(3, 10)):
+        cadence = "annual" if category == "insurance" else "monthly"
+        prev = amount
+        last = amount * (1.2 if rng.random() < 0.01 else 1.0)
+        days_until = rng.randint(-5, 30 if cadence == "monthly" else 365)
+        first_seen = today - timedelta(days=rng.randint(60, 1500))
+        recurring.append({
+            "merchant": merchant, "category": category, "cadence": cadence, "typical_amount": amount,
+            "last_amount": last, "previous_amount": prev, "price_change_pct": last / prev - 1,
+            "first_seen": first_seen, "last_seen": today - timedelta(days=rng.randint(0, 30)),
+            "next_expected": today + timedelta(days=days_until), "days_until_next": days_until,
+            "days_since_last": rng.randint(0, 40), "count": rng.randint(2, 40), "active": rng.random() < 0.93,
+            "trial_converted": rng.random() < 0.01, "usage_30d": rng.choice([0, 0, 1, 3, 8]),
+        })
+    categories = [{"category": c, "spend_7d": s / 4, "spend_30d": s, "spend_prev_30d": s * rng.uniform(0.7, 1.3),
+                   "spend_90d": s * 3, "avg_monthly_prev_90d": s * rng.uniform(0.8, 1.25)}
+                  for c in CATEGORIES for s in [abs(rng.gauss(150, 100))]]
+    merchants = [{"merchant": f"m{i}", "category": rng.choice(CATEGORIES), "spend_30d": rng.uniform(5, 300),
+                  "count_30d": rng.randint(1, 20), "spend_90d": rng.uniform(10, 900)} for i in range(10)]
+    vec: dict[str, object] = {
+        "today": today, "days_of_history": rng.randint(10, 2000),
+        "balance_current": balance, "balance_available": balance + 500, "overdraft_limit": 500.0,
+        "overdraft_days_30d": rng.choice([0, 0, 0, 2, 12]),
+        "income_amount": income, "income_cadence": "monthly" if has_income else "none",
+        "income_next_date": today + timedelta(days=rng.randint(1, 30)) if has_income else None,
+        "income_last_date": today - timedelta(days=rng.randint(0, 30)) if has_income else None,
+        "income_last_amount": income * rng.choice([1.0, 1.0, 0.8]) if income else None,
+        "income_previous_amount": income, "income_days_late": rng.choice([0, 0, 0, 0, 3]),
+        "days_to_next_income": rng.randint(1, 30) if has_income else None,
+        "income_sources_count": rng.randint(0, 3), "new_income_source": rng.random() < 0.03,
+        "spend_7d": spend_30d / 4, "spend_30d": spend_30d, "spend_90d": spend_30d * 3,
+        "spend_prev_30d": spend_30d * rng.uniform(0.7, 1.3), "spend_prev_90d": spend_30d * 3,
+        "spend_month_to_date": spend_30d * 0.5, "spend_last_month_to_date": spend_30d * rng.uniform(0.3, 0.6),
+        "income_30d": income or 0.0, "largest_debit_30d": rng.uniform(50, 900),
+        "largest_credit_30d": income or 0.0, "cash_withdrawals_30d_count": rng.randint(0, 6),
+        "cash_withdrawals_30d_amount": rng.uniform(0, 300), "cash_fees_30d": rng.choice([0.0, 0.0, 2.5]),
+        "fx_fees_30d": rng.choice([0.0, 0.0, 0.0, 7.5]), "overdraft_fees_30d": rng.choice([0.0, 0.0, 15.0]),
+        "overdraft_fees_90d": rng.choice([0.0, 0.0, 45.0]),
+        "bills_due_before_payday": rng.uniform(0, 1200), "projected_balance_at_payday": rng.gauss(300, 800),
+        "round_up_potential_30d": rng.uniform(2, 30), "monthly_surplus": rng.gauss(200, 400),
+        "last_txn_amount": rng.uniform(1, 600), "last_txn_direction": rng.choice(["Debit"] * 9 + ["Credit"]),
+        "last_txn_merchant": rng.choice(["tesco", "amazon", "tfl"]), "last_txn_category": rng.choice(CATEGORIES),
+        "last_txn_is_income": rng.random() < 0.03, "last_txn_date": today,
+        "categories": categories, "merchants": merchants, "recurring": recurring,
+        "duplicate_charges": [{"merchant": "trainline", "amount": 45.0, "count": 2, "date": today}]
+        if rng.random() < 0.02 else [],
+        "refunds_awaited": [{"merchant": "asos", "amount": 60.0, "days_waiting": rng.randint(1, 30)}]
+        if rng.random() < 0.05 else [],
+    }
+    assert set(vec) == set(REGISTRY), set(REGISTRY) ^ set(vec)
+    return vec
+
+
+def _best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    files = sorted(RULES_DIR.glob("*.yaml"))
+    texts = [(f.read_text(), str(f)) for f in files]
+    compile_times = [_best(lambda: [compile_rule(t, n) for t, n in texts], 1) for _ in range(args.repeat)]
+    load_time = _best(lambda: load_catalogue(RULES_DIR), args.repeat)
+    catalogue = load_catalogue(RULES_DIR)
+    rules: list[CompiledRule] = list(catalogue.values())
+    print(f"catalogue: {len(rules)} rules; compile all: best {min(compile_times) * 1000:.1f} ms, "
+          f"median {statistics.median(compile_times) * 1000:.1f} ms; load_catalogue (incl. file reads, index): "
+          f"{load_time * 1000:.1f} ms")
+
+    rng = random.Random(7)
+    vectors = [feature_vector(rng, date(2026, 3, 15)) for _ in range(args.customers)]
+    print(f"feature vectors: {len(vectors)} customers x {len(vectors[0])} features "
+          f"(recurring items avg {statistics.mean(len(v['recurring']) for v in vectors):.1f})")  # type: ignore[arg-type]
+
+    def sweep() -> None:
+        for vec in vectors:
+            for rule in rules:
+                rule.evaluate(vec)
+
+    n = len(vectors) * len(rules)
+    elapsed = _best(sweep, args.repeat)
+    outcomes = [rule.evaluate(v) for v in vectors for rule in rules]
+    hit = sum(o.eligible for o in outcomes) / len(outcomes)
+    errors = sum(o.error is not None for o in outcomes)
+    print(f"all catalogue rules x all customers: {n / elapsed / 1e6:.2f} M evaluations/s "
+          f"({elapsed / n * 1e9:.0f} ns each; eligible {hit:.1%}, runtime errors {errors})")
+
+    plain = [r for r in rules if r.for_each is None]
+    each = [r for r in rules if r.for_each is not None]
+    for label, group in (("plain rules", plain), ("for_each rules", each)):
+        def run(group: list[CompiledRule] = group) -> None:
+            for vec in vectors:
+                for rule in group:
+                    rule.evaluate(vec)
+        t = _best(run, args.repeat)
+        print(f"  {label:15s} ({len(group):2d}): {len(vectors) * len(group) / t / 1e6:.2f} M evaluations/s")
+
+    per_rule = []
+    for rule in rules:
+        def one(rule: CompiledRule = rule) -> None:
+            for v in vectors:
+                rule.evaluate(v)
+
+        t = _best(one, 3)
+        per_rule.append((len(vectors) / t, rule.id))
+    per_rule.sort()
+    print("  slowest rules: " + ", ".join(f"{rid} {r / 1e6:.2f}M/s" for r, rid in per_rule[:4]))
+    print("  fastest rules: " + ", ".join(f"{rid} {r / 1e6:.2f}M/s" for r, rid in per_rule[-3:]))
+
+    # the issue's yardstick: a rule over 4 features in a 300-feature context, versus hand-written Python
+    reps = 200_000
+    four = compile_rule(
+        "id: four_features\nversion: 1\ntitle: t\nkind: alert\ntrigger: both\n"
+        "when: balance_available < £200 and spend_30d > spend_prev_30d * 1.2 and overdraft_fees_30d > 0\n"
+        "score: clamp(spend_30d / max(spend_prev_30d, £1) - 1, 0, 1)\nmessage: \"x\"\n", "four.yaml")
+    context = dict(vectors[0])
+    context.update({f"extra_{i}": float(i) for i in range(300 - len(context))})
+    for label, ctx in (("not eligible", {**context, "balance_available": 5000.0}),
+                       ("eligible", {**context, "balance_available": 10.0, "spend_30d": 900.0,
+                                     "spend_prev_30d": 500.0, "overdraft_fees_30d": 5.0})):
+
+        def compiled(ctx: dict[str, object] = ctx) -> None:
+            ev = four.evaluate
+            for _ in range(reps):
+                ev(ctx)
+
+        def handwritten(ctx: dict[str, object] = ctx) -> None:
+            for _ in range(reps):
+                b, s, p, f = ctx["balance_available"], ctx["spend_30d"], ctx["spend_prev_30d"], \
+                    ctx["overdraft_fees_30d"]
+                if b < 200 and s > p * 1.2 and f > 0:  # type: ignore[operator]
+                    min(max(s / max(p, 1.0) - 1, 0.0), 1.0)  # type: ignore[call-overload]
+
+        tc, th = _best(compiled, 3), _best(handwritten, 3)
+        print(f"4-feature rule in a 300-feature context ({label}): compiled {reps / tc / 1e6:.2f} M/s, "
+              f"hand-written Python {reps / th / 1e6:.2f} M/s (ratio {th / tc:.2f})")
+
+
+if __name__ == "__main__":
+    main()
