@@ -47,6 +47,7 @@ from core.features.state import (
     OWN,
     PENDING,
     PENDING_DAYS,
+    RECENT_KEPT,
     REFUND,
     SERIES_DAYS,
     CustomerState,
@@ -309,6 +310,15 @@ def _ledger_change(state: CustomerState, day: int, pence: int, flags: int, merch
             return
 
 
+def _forget_recent(state: CustomerState, id_hash: int, changed: set[str]) -> None:
+    for i, entry in enumerate(state.recent):
+        if entry[8] == id_hash:
+            del state.recent[i]
+            if i == 0:
+                changed.update(LAST)
+            return
+
+
 def _advance(state: CustomerState, day: int, changed: set[str]) -> None:
     """Move the watermark to ``day`` and drop everything that fell out of its horizon."""
     state.watermark = day
@@ -317,6 +327,7 @@ def _advance(state: CustomerState, day: int, changed: set[str]) -> None:
         if record[1] < day - PENDING_DAYS:
             del state.pending[id_hash]
             seen.pop(id_hash, None)
+            _forget_recent(state, id_hash, changed)
             _apply(state, tuple(record[1:]), -1, changed)
     cutoff = day - DEDUPE_DAYS
     if any(d < cutoff for d in seen.values()):
@@ -342,12 +353,14 @@ def _advance(state: CustomerState, day: int, changed: set[str]) -> None:
             if not entry[1]:
                 del state.merchants[merchant]
             _redetect_merchant(state, merchant)
+            changed.update(MERCHANT)
     for payer in list(state.payers):
         entry_p = state.payers[payer]
         if _history_prune(entry_p[0], entry_p[1], day):
             if not entry_p[0]:
                 del state.payers[payer]
             _redetect_payer(state, payer)
+            changed.update(INCOME)
 
 
 def fold(state: CustomerState, txn: Transaction) -> FoldResult:
@@ -359,10 +372,15 @@ def fold(state: CustomerState, txn: Transaction) -> FoldResult:
         if len(txn.currency) != 3 or not txn.currency.isalpha():
             raise FoldError(f"currency must be an ISO 4217 code, got {txn.currency!r}")
     day = kind[0]
+    history: frozenset[str] = frozenset()
+    if not state.first_day or day < state.first_day:
+        # any valid transaction, even one ignored below, is history: this keeps it order-independent
+        state.first_day = day
+        history = frozenset(("days_of_history",))
     if state.watermark and day < state.watermark - DEDUPE_DAYS:
-        return FoldResult(frozenset(), stale=True)
+        return FoldResult(history, stale=True)
     if kind[2] & PENDING and state.watermark and day < state.watermark - PENDING_DAYS:
-        return FoldResult(frozenset(), stale=True)  # a pending this old has lapsed already
+        return FoldResult(history, stale=True)  # a pending this old has lapsed already
     seen = state.seen
     id_hash = _hash(txn.transaction_id)
     ref_hash = _hash(txn.reference) if txn.reference else 0
@@ -370,28 +388,24 @@ def fold(state: CustomerState, txn: Transaction) -> FoldResult:
     replaced_key: int | None = None
     if id_hash in seen:
         if pending_now or id_hash not in state.pending:
-            return FoldResult(frozenset(), duplicate=True)
+            return FoldResult(history, duplicate=True)
         replaced_key = id_hash
     elif ref_hash:
         if pending_now and ref_hash in state.booked_refs:
             seen[id_hash] = day
-            return FoldResult(frozenset(), duplicate=True)
+            return FoldResult(history, duplicate=True)
         # a booked twin replaces its pending; a re-issued pending under a new id replaces the old one
         replaced_key = next((k for k, r in state.pending.items()
                              if r[0] == ref_hash and (r[3] & CREDIT) == (kind[2] & CREDIT)), None)
 
     state.currency = txn.currency
-    changed: set[str] = set()
+    changed: set[str] = set(history)
     if day > state.watermark:
         _advance(state, day, changed)
-    if not state.first_day or day < state.first_day:
-        state.first_day = day
-        changed.add("days_of_history")
     if replaced_key is not None:
         record = state.pending.pop(replaced_key)
         _apply(state, tuple(record[1:]), -1, changed)
-        if state.last is not None and state.last[8] == replaced_key:
-            state.last = None
+        _forget_recent(state, replaced_key, changed)
     seen[id_hash] = day
     if pending_now:
         state.pending[id_hash] = [ref_hash, *kind]
@@ -399,9 +413,16 @@ def fold(state: CustomerState, txn: Transaction) -> FoldResult:
         state.booked_refs[ref_hash] = day
     _apply(state, kind, 1, changed)
     ts = txn.booked_at.timestamp()
-    if state.last is None or (ts, txn.transaction_id) > (state.last[0], state.last[1]):
-        state.last = [ts, txn.transaction_id, kind[1], txn.direction, kind[3], kind[4], kind[5], day, id_hash]
-        changed.update(LAST)
+    recent = state.recent
+    key = (ts, txn.transaction_id)
+    i = 0
+    while i < len(recent) and (recent[i][0], recent[i][1]) > key:
+        i += 1
+    if i < RECENT_KEPT:
+        recent.insert(i, [ts, txn.transaction_id, kind[1], txn.direction, kind[3], kind[4], kind[5], day, id_hash])
+        del recent[RECENT_KEPT:]
+        if i == 0:
+            changed.update(LAST)
     if txn.balance_after is not None and not pending_now:
         _record_balance(state, txn.account_id, "booked", _pence(txn.balance_after, "balance_after"), ts, day, None)
         changed.update(BALANCE)
@@ -425,7 +446,8 @@ def _record_balance(state: CustomerState, account: str, kind: str, pence: int, t
             if slot is None or ts >= slot[0]:
                 eod[day] = [ts, pence]
                 updated = True
-            for old in [d for d in eod if d < max(newest, day) - EOD_DAYS]:
+            old_days = sorted(d for d in eod if d < max(newest, day) - EOD_DAYS)
+            for old in old_days[:-1]:  # keep the newest old one: it carries into the window
                 del eod[old]
     elif kind == "available" and (entry[3] is None or ts >= entry[2]):
         entry[2], entry[3] = ts, pence

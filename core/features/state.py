@@ -31,7 +31,7 @@ from typing import Any
 
 __all__ = [
     "DEDUPE_DAYS", "EOD_DAYS", "HISTORY_CAP", "HISTORY_DAYS", "LEDGER_DAYS", "MAX_MERCHANTS", "MAX_PAYERS",
-    "PENDING_DAYS", "SERIES_DAYS", "CustomerState", "StateDecodeError",
+    "PENDING_DAYS", "RECENT_KEPT", "SERIES_DAYS", "CustomerState", "StateDecodeError",
 ]
 
 LAYOUT_VERSION = 1
@@ -45,6 +45,7 @@ MAX_MERCHANTS = 48
 MAX_PAYERS = 8
 EOD_DAYS = 40
 
+RECENT_KEPT = 4
 # ledger / kind flags
 CREDIT, OWN, REFUND, CARD, CASH, FEE_OD, FEE_CASH, FEE_FX, PENDING = (1 << i for i in range(9))
 
@@ -58,7 +59,7 @@ class CustomerState:
 
     __slots__ = (
         "currency", "first_day", "watermark", "_seen", "_seen_raw", "pending", "booked_refs", "series",
-        "ledger", "merchants", "payers", "streams", "incomes", "accounts", "eod", "last",
+        "ledger", "merchants", "payers", "streams", "incomes", "accounts", "eod", "recent",
     )
 
     def __init__(self) -> None:
@@ -83,8 +84,9 @@ class CustomerState:
         self.accounts: dict[str, list[Any]] = {}
         # account -> {day: [ts, booked pence at the end of that day]}
         self.eod: dict[str, dict[int, list[Any]]] = {}
-        # newest applied transaction: [ts, txn id, pence, direction, merchant, category, payer, day]
-        self.last: list[Any] | None = None
+        # the newest applied transactions, newest first (a few, so that when the newest is replaced or
+        # lapses the next one is known): [ts, txn id, pence, direction, merchant, category, payer, day, id hash]
+        self.recent: list[list[Any]] = []
 
     @property
     def seen(self) -> dict[int, int]:
@@ -105,7 +107,7 @@ class CustomerState:
         body = (
             self.currency, self.first_day, self.watermark, seen_raw, self.pending, self.booked_refs,
             self.series, self.ledger, self.merchants, self.payers, self.streams, self.incomes, self.accounts,
-            self.eod, self.last,
+            self.eod, self.recent,
         )
         return bytes((LAYOUT_VERSION,)) + marshal.dumps(body, 4)
 
@@ -121,7 +123,7 @@ class CustomerState:
             (
                 state.currency, state.first_day, state.watermark, state._seen_raw, state.pending,
                 state.booked_refs, state.series, state.ledger, state.merchants, state.payers, state.streams,
-                state.incomes, state.accounts, state.eod, state.last,
+                state.incomes, state.accounts, state.eod, state.recent,
             ) = body
         except (EOFError, ValueError, TypeError) as exc:
             raise StateDecodeError(f"corrupt customer state: {exc}") from exc

@@ -147,8 +147,8 @@ def features_at(state: CustomerState, as_of: datetime) -> dict[str, object]:
             m_count[merchant] = m_count.get(merchant, 0) + 1
             charges.setdefault((merchant, pence), []).append(l_days[i])
     f["income_30d"] = income / 100
-    f["largest_debit_30d"] = largest_debit / 100 if hi > lo else None
-    f["largest_credit_30d"] = largest_credit / 100 if hi > lo else None
+    f["largest_debit_30d"] = largest_debit / 100
+    f["largest_credit_30d"] = largest_credit / 100
     f["cash_withdrawals_30d_count"] = cash_n
     f["cash_withdrawals_30d_amount"] = cash_amount / 100
     f["cash_fees_30d"] = cash_fees / 100
@@ -297,7 +297,7 @@ def features_at(state: CustomerState, as_of: datetime) -> dict[str, object]:
     f["refunds_awaited"] = awaited
 
     # --- the newest transaction
-    last_txn = state.last
+    last_txn = state.recent[0] if state.recent else None
     if last_txn is None:
         f["last_txn_amount"] = f["last_txn_date"] = None
         f["last_txn_direction"] = f["last_txn_merchant"] = f["last_txn_category"] = ""
