@@ -1,0 +1,112 @@
+"""The transactions agent on Faust's test harness: features, scores, alerts, duplicates, dead letters."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core.customer import CustomerRecord
+from core.features import features_at
+from schemas.codec import default_codec
+from schemas.examples import example_transaction
+
+START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+
+def netflix(n: int, amount: str, customer: str = "cust-a", **over: Any) -> dict[str, Any]:
+    return example_transaction(
+        customer_id=customer,
+        event_id=f"e-{customer}-{n}",
+        TransactionId=f"{customer}-nflx-{n}",
+        TransactionReference=f"ref-{customer}-{n}",
+        BookingDateTime=(START + timedelta(days=30 * n)).isoformat(),
+        received_at=int((START + timedelta(days=30 * n, minutes=5)).timestamp() * 1000),
+        TransactionInformation="NETFLIX.COM 866-579",
+        MerchantDetails={"MerchantName": "Netflix", "MerchantCategoryCode": "4899"},
+        Amount={"Amount": amount, "Currency": "GBP"},
+        **over,
+    )
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return default_codec().encode("Transaction", record)
+
+
+def scores_of(recorder: Any) -> dict[str, Any]:
+    """Latest value per score key, as the compacted topic would keep it (None = tombstone)."""
+    latest: dict[str, Any] = {}
+    for r in recorder.records:
+        latest[r.key.decode()] = None if r.value is None else json.loads(r.value)
+    return latest
+
+
+async def put_all(agent: Any, records: list[dict[str, Any]]) -> None:
+    async with agent.test_context() as ctx:
+        for record in records:
+            await ctx.put(encode(record), key=record["customer_id"].encode())
+
+
+async def test_price_rise_alerts_once_and_replay_changes_nothing(make_pipeline: Any) -> None:
+    pipeline, out = make_pipeline("agents.transactions")
+    agent = pipeline.app.agents["transactions"]
+    history = [netflix(i, "10.99") for i in range(4)] + [netflix(4, "12.99")]
+    await put_all(agent, history)
+
+    alerts = [default_codec().decode(r.value, expect="Alert") for r in out["alerts"].records]
+    rises = [a for a in alerts if a["rule_id"] == "subscription_price_rise"]
+    assert len(rises) == 1, alerts
+    assert rises[0]["item_key"].lower() == "netflix"
+    assert "£10.99 to £12.99" in rises[0]["message"]
+    assert scores_of(out["scores"])["cust-a#subscription_price_rise"]["score"] > 0
+
+    record = CustomerRecord.from_bytes(pipeline.tables["customers"][b"cust-a"])
+    recurring = features_at(record.state, record.as_of_datetime)["recurring"]
+    assert [(r["merchant"].lower(), r["last_amount"]) for r in recurring] == [("netflix", 12.99)]
+
+    emitted = (len(out["scores"].records), len(out["alerts"].records))
+    await put_all(agent, history)  # redelivery of everything: duplicates, nothing new downstream
+    assert (len(out["scores"].records), len(out["alerts"].records)) == emitted
+    assert out["transactions.dlq"].records == []
+
+
+async def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_is_processed(make_pipeline: Any) -> None:
+    pipeline, out = make_pipeline("agents.transactions")
+    agent = pipeline.app.agents["transactions"]
+    async with agent.test_context() as ctx:
+        await ctx.put(b"not avro at all", key=b"cust-b")
+        await ctx.put(encode(netflix(0, "10.99", customer="cust-b")), key=b"someone-else")
+        await ctx.put(encode(netflix(1, "-3.00", customer="cust-b")), key=b"cust-b")
+        await ctx.put(encode(netflix(2, "10.99", customer="cust-b")), key=b"cust-b")
+    dead = out["transactions.dlq"].records
+    assert len(dead) == 3
+    reasons = [dict(d.headers)["dlq.reason"] for d in dead]
+    assert reasons == [b"undecodable", b"invalid_record", b"invalid_record"]
+    assert dead[0].value == b"not avro at all"
+    assert dict(dead[0].headers)["dlq.origin.topic"] == b"transactions"
+    assert b"customer_id" in dict(dead[1].headers)["dlq.error"]
+    assert b"Amount" in dict(dead[2].headers)["dlq.error"]
+    assert b"cust-b" in pipeline.tables["customers"]  # the good one was folded
+
+
+async def test_processing_failure_dead_letters_only_the_failing_message(
+    make_pipeline: Any, monkeypatch: Any
+) -> None:
+    pipeline, out = make_pipeline("agents.transactions")
+    agent = pipeline.app.agents["transactions"]
+    import agents.transactions as module
+
+    real = module.apply_transactions
+
+    def fail_on_poison(record: Any, txns: Any, catalogue: Any, customer_id: str) -> Any:
+        if any(t.transaction_id.endswith("-2") for t in txns):
+            raise RuntimeError("boom")
+        return real(record, txns, catalogue, customer_id)
+
+    monkeypatch.setattr(module, "apply_transactions", fail_on_poison)
+    await put_all(agent, [netflix(i, "10.99", customer="cust-c") for i in range(4)])
+    dead = out["transactions.dlq"].records
+    assert len(dead) == 1
+    assert dict(dead[0].headers)["dlq.reason"] == b"processing_failed"
+    assert b"RuntimeError: boom" in dict(dead[0].headers)["dlq.error"]
+    assert default_codec().decode(dead[0].value)["TransactionId"] == "cust-c-nflx-2"
