@@ -278,7 +278,9 @@ async def post_backtest(request: web.Request) -> web.Response:
 
 async def post_sweep(request: web.Request) -> web.Response:
     body = await _json_object(request, optional=True)
-    rules = body.get("rules") or []
+    rules = body.get("rules")
+    if rules is None:
+        rules = []
     if not isinstance(rules, list):
         raise _fail(422, "invalid_field", "rules must be a list of rule ids (empty or absent: all rules)", "rules")
     for i, rid in enumerate(rules):

@@ -56,11 +56,11 @@ def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 def _rule_source_body(description: str) -> dict[str, Any]:
     return {
         "required": True,
-        "description": description,
+        "description": description + " As JSON `{\"source\": ...}`, or the YAML text itself as the raw "
+                                     "body (text/plain; application/yaml is read the same way).",
         "content": {
             "application/json": {"schema": {"type": "object", "required": ["source"],
                                             "properties": {"source": {"type": "string", "minLength": 1}}}},
-            "application/yaml": {"schema": {"type": "string", "minLength": 1}},
             "text/plain": {"schema": {"type": "string", "minLength": 1}},
         },
     }
@@ -160,8 +160,8 @@ _SCHEMAS: dict[str, Any] = {
     },
     "SweepRequest": {
         "type": "object",
-        "properties": {"rules": {"type": "array", "items": _RULE_ID,
-                                 "description": "Rule ids to evaluate; empty or absent: every rule."},
+        "properties": {"rules": {"type": ["array", "null"], "items": _RULE_ID,
+                                 "description": "Rule ids to evaluate; empty, null or absent: every rule."},
                        "dry_run": {"type": "boolean", "default": False}},
     },
     "Sweep": {
