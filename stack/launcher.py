@@ -232,10 +232,13 @@ def _up_locked(settings: Settings, layout: StackLayout, result: UpResult, echo: 
     if sink is None:
         echo("connector: connectors.sink is not available yet; DynamoDB sink plugin not installed")
     else:
+        t = time.monotonic()
         try:
             sink.install(settings)
         except Exception as exc:  # the plugin's own error type; the message says what failed
             raise StackError(f"installing the DynamoDB sink plugin failed: {exc}") from exc
+        if time.monotonic() - t > 1.0:  # it built the plugin (otherwise it is a quick no-op)
+            echo(f"connector: DynamoDB sink plugin built and installed ({time.monotonic() - t:.1f} s)")
     _start(settings, layout, "kafka", result, echo)
     _start(settings, layout, "dynamodb", result, echo)
     _wait(settings, layout, "kafka", echo)
