@@ -142,6 +142,10 @@ def log4j2_config(service: str) -> str:
         "org.reflections",
         "org.eclipse.jetty",
         "org.apache.kafka.connect.runtime.isolation",
+        # Once-a-minute controller statistics and every REST request: noise when reading a failure.
+        "org.apache.kafka.controller.EventPerformanceMonitor",
+        "org.apache.kafka.controller.PeriodicTaskControlManager",
+        "org.apache.kafka.connect.runtime.rest.RestServer",
     ]
     loggers = "\n".join(f'    <Logger name="{name}" level="WARN"/>' for name in quiet)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
