@@ -80,10 +80,15 @@ class Captured:
         return done
 
 
-def pipeline_for(tmp_path: Any, url: str, delays: str = "0.01,0.02,0.03,0.04") -> tuple[Pipeline, Captured, Captured]:
+def pipeline_for(
+    tmp_path: Any, url: str, delays: str = "0.01,0.02,0.03,0.04"
+) -> tuple[Pipeline, Captured, Captured]:
     pipeline = create_app(
         load_settings(
-            worker_data_dir=tmp_path, webhook_url=url, webhook_secret=SECRET, webhook_retry_delays=delays,
+            worker_data_dir=tmp_path,
+            webhook_url=url,
+            webhook_secret=SECRET,
+            webhook_retry_delays=delays,
             webhook_timeout_s=5,
         ),
         store="memory://",
@@ -115,7 +120,9 @@ async def test_success_is_one_signed_request(tmp_path: Any, receiver: tuple[Rece
     headers, body = rec.requests[0]
     assert headers["X-Nudge-Alert-Id"] == "al-1"
     assert headers["X-Nudge-Attempt"] == "1"
-    assert verify_signature(SECRET, headers["X-Nudge-Timestamp"], body, headers["X-Nudge-Signature"], now=time.time())
+    assert verify_signature(
+        SECRET, headers["X-Nudge-Timestamp"], body, headers["X-Nudge-Signature"], now=time.time()
+    )
     payload = json.loads(body)
     assert payload["message"] == "Netflix went from £10.99 to £12.99."
     assert payload["created_at"] == "2026-11-25T08:00:00.000Z"
@@ -153,7 +160,9 @@ async def test_failures_walk_attempts_then_dead_letter(tmp_path: Any, receiver: 
     letter = dlq.sent[0]
     assert letter["value"] == value and letter["key"] == b"cust-1"
     assert letter["headers"]["dlq.reason"] == b"delivery_failed"
-    assert letter["headers"]["dlq.error"].startswith(b"webhook delivery failed after 5 attempts; last error: HTTP 500")
+    assert letter["headers"]["dlq.error"].startswith(
+        b"webhook delivery failed after 5 attempts; last error: HTTP 500"
+    )
     assert letter["headers"]["dlq.origin.topic"] == b"alerts.retry"
     assert letter["headers"]["nudge.attempts"] == b"5"
 
@@ -200,7 +209,12 @@ async def test_retry_due_soon_is_waited_for(tmp_path: Any, receiver: tuple[Recei
     ],
 )
 async def test_bad_messages_are_dead_lettered(
-    tmp_path: Any, receiver: tuple[Receiver, str], key: bytes, value: bytes | None, headers: Any, reason: bytes
+    tmp_path: Any,
+    receiver: tuple[Receiver, str],
+    key: bytes,
+    value: bytes | None,
+    headers: Any,
+    reason: bytes,
 ) -> None:
     rec, url = receiver
     pipeline, retry, dlq = pipeline_for(tmp_path, url)
@@ -225,7 +239,9 @@ async def test_unreachable_receiver_is_a_failed_attempt(tmp_path: Any) -> None:
 
 
 def test_no_webhook_means_no_delivery_agents(tmp_path: Any) -> None:
-    pipeline = create_app(load_settings(worker_data_dir=tmp_path), store="memory://", agent_modules=("agents.alerts",))
+    pipeline = create_app(
+        load_settings(worker_data_dir=tmp_path), store="memory://", agent_modules=("agents.alerts",)
+    )
     assert "alerts-deliver" not in pipeline.app.agents
 
 
@@ -234,9 +250,16 @@ def test_no_webhook_means_no_delivery_agents(tmp_path: Any) -> None:
     [
         ({"webhook_url": "ftp://x/hook", "webhook_secret": "s"}, "http"),
         ({"webhook_url": "http://127.0.0.1/hook"}, "NUDGE_WEBHOOK_SECRET"),
-        ({"webhook_url": "http://127.0.0.1/hook", "webhook_secret": "s", "webhook_retry_delays": "5,x"}, "'x'"),
+        (
+            {"webhook_url": "http://127.0.0.1/hook", "webhook_secret": "s", "webhook_retry_delays": "5,x"},
+            "'x'",
+        ),
     ],
 )
 def test_bad_configuration_fails_at_start(tmp_path: Any, overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        create_app(load_settings(worker_data_dir=tmp_path, **overrides), store="memory://", agent_modules=("agents.alerts",))
+        create_app(
+            load_settings(worker_data_dir=tmp_path, **overrides),
+            store="memory://",
+            agent_modules=("agents.alerts",),
+        )

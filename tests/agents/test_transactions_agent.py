@@ -15,18 +15,18 @@ START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
 
 def netflix(n: int, amount: str, customer: str = "cust-a", **over: Any) -> dict[str, Any]:
-    return example_transaction(
-        customer_id=customer,
-        event_id=f"e-{customer}-{n}",
-        TransactionId=f"{customer}-nflx-{n}",
-        TransactionReference=f"ref-{customer}-{n}",
-        BookingDateTime=(START + timedelta(days=30 * n)).isoformat(),
-        received_at=int((START + timedelta(days=30 * n, minutes=5)).timestamp() * 1000),
-        TransactionInformation="NETFLIX.COM 866-579",
-        MerchantDetails={"MerchantName": "Netflix", "MerchantCategoryCode": "4899"},
-        Amount={"Amount": amount, "Currency": "GBP"},
-        **over,
-    )
+    fields: dict[str, Any] = {
+        "customer_id": customer,
+        "event_id": f"e-{customer}-{n}",
+        "TransactionId": f"{customer}-nflx-{n}",
+        "TransactionReference": f"ref-{customer}-{n}",
+        "BookingDateTime": (START + timedelta(days=30 * n)).isoformat(),
+        "received_at": int((START + timedelta(days=30 * n, minutes=5)).timestamp() * 1000),
+        "TransactionInformation": "NETFLIX.COM 866-579",
+        "MerchantDetails": {"MerchantName": "Netflix", "MerchantCategoryCode": "4899"},
+        "Amount": {"Amount": amount, "Currency": "GBP"},
+    }
+    return example_transaction(**(fields | over))
 
 
 def encode(record: dict[str, Any]) -> bytes:

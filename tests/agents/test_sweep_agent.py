@@ -1,0 +1,136 @@
+"""The sweep and lifecycle agents on Faust's test harness."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.codec import default_codec
+from tests.agents.test_transactions_agent import encode, netflix, put_all, scores_of
+
+AS_OF = datetime(2026, 10, 26, 1, 0, tzinfo=UTC)  # the gym is active; 45 days later it has lapsed
+
+
+def gym(n: int, customer: str) -> dict[str, Any]:
+    """A £55 monthly gym membership never otherwise used: active on AS_OF, lapsed 45 days later."""
+    return netflix(
+        n,
+        "55.00",
+        customer=customer,
+        TransactionInformation="PUREGYM LTD 0345",
+        MerchantDetails={"MerchantName": "PureGym", "MerchantCategoryCode": "7997"},
+    )
+
+
+def sweep_request(customer: str, sweep_id: str, rule_ids: list[str] | None = None, **over: Any) -> bytes:
+    record = {
+        "sweep_id": sweep_id,
+        "customer_id": customer,
+        "rule_ids": rule_ids or [],
+        "as_of": AS_OF,
+        "requested_at": AS_OF,
+        "reason": "manual",
+        "dry_run": False,
+    }
+    record.update(over)
+    return default_codec().encode("SweepRequest", record)
+
+
+async def run_sweep(pipeline: Any, requests: list[tuple[bytes, bytes]]) -> None:
+    async with pipeline.app.agents["sweep"].test_context() as ctx:
+        for key, value in requests:
+            await ctx.put(value, key=key)
+
+
+async def test_sweep_emits_changed_scores_once_and_is_idempotent(make_pipeline: Any) -> None:
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    await put_all(pipeline.app.agents["transactions"], [gym(i, "cust-s") for i in range(5)])
+    before = len(out["scores"].records)
+
+    await run_sweep(
+        pipeline, [(b"cust-s", sweep_request("cust-s", "s1")), (b"nobody", sweep_request("nobody", "s1"))]
+    )
+    first = out["scores"].records[before:]
+    assert first, "a nightly sweep of a customer with a subscription scores something"
+    assert all(json.loads(r.value)["sweep_id"] == "s1" for r in first if r.value)
+
+    await run_sweep(pipeline, [(b"cust-s", sweep_request("cust-s", "s2"))])
+    assert out["scores"].records[before + len(first) :] == [], "the same sweep again changes nothing"
+
+    progress = {r.key: json.loads(r.value) for r in out["sweep-progress"].records}
+    assert sum(v["customers"] for k, v in progress.items() if k.startswith(b"s1#")) == 2
+    assert sum(v["skipped"] for k, v in progress.items() if k.startswith(b"s1#")) == 1
+
+
+async def test_sweep_advances_windows_to_its_as_of_time(make_pipeline: Any) -> None:
+    """A subscription last charged months before the sweep's as-of date looks lapsed to the nightly rules."""
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    await put_all(pipeline.app.agents["transactions"], [gym(i, "cust-l") for i in range(5)])
+    await run_sweep(pipeline, [(b"cust-l", sweep_request("cust-l", "early"))])
+    early = scores_of(out["scores"])
+    assert early["cust-l#subscription_unused"] is not None
+    assert "cust-l#subscription_stopped" not in early
+    await run_sweep(
+        pipeline, [(b"cust-l", sweep_request("cust-l", "late", as_of=AS_OF + timedelta(days=45)))]
+    )
+    late = scores_of(out["scores"])
+    assert late["cust-l#subscription_unused"] is None, "lapsed, no longer 'unused': tombstoned"
+    assert late["cust-l#subscription_stopped"]["items"][0]["key"].lower() == "puregym"
+
+
+async def test_deleted_rule_is_tombstoned_by_a_targeted_request(make_pipeline: Any) -> None:
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    await put_all(pipeline.app.agents["transactions"], [gym(i, "cust-d") for i in range(5)])
+    await run_sweep(pipeline, [(b"cust-d", sweep_request("cust-d", "s1"))])
+    scored = [k for k, v in scores_of(out["scores"]).items() if v is not None]
+    assert scored
+    rule_id = scored[0].split("#", 1)[1]
+    feed = pipeline.services["catalogue"]
+    feed.load([r for r in feed.current.values() if r.id != rule_id])
+    await run_sweep(
+        pipeline, [(b"cust-d", sweep_request("cust-d", "del", rule_ids=[rule_id], reason="rule_change"))]
+    )
+    assert scores_of(out["scores"])[f"cust-d#{rule_id}"] is None
+
+
+async def test_bad_sweep_request_is_dead_lettered(make_pipeline: Any) -> None:
+    pipeline, out = make_pipeline("agents.sweep")
+    await run_sweep(
+        pipeline,
+        [(b"cust-x", b"\xc3\x01" + bytes(8) + b"garbage"), (b"cust-y", sweep_request("cust-z", "s"))],
+    )
+    reasons = [dict(r.headers)["dlq.reason"] for r in out["sweep.dlq"].records]
+    assert reasons == [b"unknown_fingerprint", b"invalid_record"]
+
+
+async def test_erasure_deletes_features_and_tombstones_scores(make_pipeline: Any) -> None:
+    pipeline, out = make_pipeline("agents.transactions", "agents.customers")
+    await put_all(
+        pipeline.app.agents["transactions"],
+        [netflix(i, "10.99", customer="cust-e") for i in range(4)] + [netflix(4, "12.99", customer="cust-e")],
+    )
+    had = {k for k, v in scores_of(out["scores"]).items() if v is not None}
+    assert had
+    event = default_codec().encode(
+        "CustomerLifecycle",
+        {
+            "event_id": "l1",
+            "customer_id": "cust-e",
+            "kind": "CustomerErased",
+            "occurred_at": AS_OF,
+            "consent_id": None,
+            "permissions": [],
+            "expires_at": None,
+            "source": "test",
+            "reason": None,
+        },
+    )
+    async with pipeline.app.agents["customers"].test_context() as ctx:
+        await ctx.put(event, key=b"cust-e")
+    assert b"cust-e" not in pipeline.tables["customers"]
+    latest = scores_of(out["scores"])
+    assert all(latest[k] is None for k in had)
+
+
+_ = encode  # re-exported helper used by other agent tests
