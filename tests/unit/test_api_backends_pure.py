@@ -1,0 +1,94 @@
+"""The pure parts of the stack backends: ranking and keyset paging, stored items, versions, sweep ETA."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from api_fake_backend import rule_source
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.rules import compile_rule
+from streams.sweeps import SweepProgress
+from streams.web.api_backend import ApiError
+from streams.web.backends import decode_cursor, insight_from_item, rank_insights, sweep_view, with_version
+
+
+def item(rule_id: str, score: float | None, eligible: bool = True) -> dict[str, object]:
+    return {"rule_id": rule_id, "score": score, "eligible": eligible}
+
+
+def test_ranking_order() -> None:
+    items = [item("b", 0.5), item("a", 0.5), item("c", 0.9), item("d", None), item("e", 0.99, eligible=False)]
+    page = rank_insights(items, limit=10, cursor=None, include_ineligible=True)
+    assert [i["rule_id"] for i in page.items] == ["c", "a", "b", "d", "e"]
+    assert page.next_cursor is None and page.total == 5
+    only = rank_insights(items, limit=10, cursor=None, include_ineligible=False)
+    assert [i["rule_id"] for i in only.items] == ["c", "a", "b", "d"]
+
+
+@given(st.lists(st.tuples(st.sampled_from([None, 0.0, 0.25, 0.5, 1.0]), st.booleans()), max_size=30),
+       st.integers(min_value=1, max_value=7))
+def test_paging_visits_every_item_once_in_rank_order(rows: list[tuple[float | None, bool]], limit: int) -> None:
+    items = [item(f"r{i:02d}", s, e) for i, (s, e) in enumerate(rows)]
+    whole = rank_insights(items, limit=1000, cursor=None, include_ineligible=True).items
+    seen: list[object] = []
+    cursor = None
+    for _ in range(100):
+        page = rank_insights(items, limit=limit, cursor=cursor, include_ineligible=True)
+        assert len(page.items) <= limit
+        seen.extend(i["rule_id"] for i in page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [i["rule_id"] for i in whole]
+
+
+def test_paging_survives_a_score_change_between_pages() -> None:
+    items = [item(f"r{i}", 1 - i / 10) for i in range(6)]
+    first = rank_insights(items, limit=3, cursor=None, include_ineligible=False)
+    items[1]["score"] = 0.01  # r1 was on page one; it moves to the end
+    assert first.next_cursor is not None
+    second = rank_insights(items, limit=10, cursor=first.next_cursor, include_ineligible=False)
+    assert [i["rule_id"] for i in second.items] == ["r3", "r4", "r5", "r1"]
+
+
+@pytest.mark.parametrize("cursor", ["%%%", "bm9wZQ", "WzEsMl0", "WyJhIiwgMSwgImIiXQ"])
+def test_bad_cursor_is_a_400_on_the_cursor_field(cursor: str) -> None:
+    with pytest.raises(ApiError) as info:
+        decode_cursor(cursor)
+    assert info.value.status == 400 and info.value.field == "cursor"
+
+
+def test_stored_item_to_insight() -> None:
+    stored = {"customer_id": "c1", "rule_id": "r", "score": Decimal("0.75"), "rule_version": Decimal("3"),
+              "evaluated_at": Decimal("1764028800000"), "eligible": True, "reasons": ["x"],
+              "items": [{"key": "netflix", "score": Decimal("1")}]}
+    out = insight_from_item(stored)
+    assert out["score"] == 0.75 and out["rule_version"] == 3 and isinstance(out["rule_version"], int)
+    assert out["evaluated_at"] == "2025-11-25T00:00:00+00:00"
+    assert out["items"] == [{"key": "netflix", "score": 1}]
+    assert insight_from_item({"rule_id": "r", "score": Decimal("1")})["score"] == 1.0
+
+
+def test_with_version_rewrites_only_the_version_value() -> None:
+    source = "# my rule\n" + rule_source(version=1).replace("version: 1", "version:   1   # bump me")
+    rewritten = with_version(source, 7)
+    assert "version:   7   # bump me" in rewritten and rewritten.startswith("# my rule\n")
+    assert compile_rule(rewritten).version == 7
+    assert rewritten.replace("7", "1", 1) == source
+
+
+def test_sweep_view_eta() -> None:
+    started = datetime.now(UTC) - timedelta(seconds=100)
+    progress = SweepProgress("s1", start={"total": 300, "started_at": started.isoformat(), "rules": ["r"],
+                                          "dry_run": False, "reason": "manual", "last_offsets": {"0": 10}},
+                             partitions={0: {"customers": 100, "evaluations": 800, "offset": 3}})
+    view = sweep_view(progress, now=started.timestamp() + 100)
+    assert view["customers"] == 100 and view["total"] == 300 and view["evaluations"] == 800
+    assert view["done"] is False and view["eta_seconds"] == pytest.approx(200, abs=1)
+    progress.partitions[0] = {"customers": 300, "evaluations": 2400, "offset": 10}
+    done = sweep_view(progress)
+    assert done["done"] is True and done["eta_seconds"] is None
