@@ -408,14 +408,14 @@ class _Life:
                 "MerchantDetails": payee.merchant, "CreditorAccount": payee.creditor, "DebtorAccount": payee.debtor,
             }
 
-        heap = self.events
-        heapq.heapify(heap)  # (ts, tiebreak, pence, credit, payee, flags, fx, ids-if-already-pending)
-        tiebreak = len(heap)
+        events = sorted(self.events, key=_FIRST)
+        deferred: list[tuple[int, int, int, bool, _Payee, int, Any, Any]] = []  # bookings due later, a heap
+        tiebreak = 0
 
         def later(ts: int, pence: int, credit: bool, payee: _Payee, flags: int, fx: Any, ids: Any) -> None:
             nonlocal tiebreak
             tiebreak += 1
-            heapq.heappush(heap, (ts, tiebreak, pence, credit, payee, flags, fx, ids))
+            heapq.heappush(deferred, (ts, tiebreak, pence, credit, payee, flags, fx, ids))
 
         def book(ts: int, pence: int, credit: bool, payee: _Payee, flags: int, fx: Any, ids: Any) -> None:
             """Book now (balance moves) or, for a card payment going through pending first, emit the pending
@@ -452,8 +452,8 @@ class _Life:
                                                               PBTC["RVSL"], merchant=payee.merchant)
                 later(ts + DAY, pence, True, rp, 0, None, None)
 
-        while heap:
-            ts, _, pence, credit, payee, flags, fx, ids = heapq.heappop(heap)
+        def process(ts: int, pence: int, credit: bool, payee: _Payee, flags: int, fx: Any, ids: Any) -> None:
+            nonlocal month
             di = (ts - t0) // DAY
             if month_of_day[di] != month:
                 month = month_of_day[di]
@@ -461,6 +461,15 @@ class _Life:
                     book(min(t0 + month_start_day[di] * DAY + 60, ts), max(1, -balance * 300 // 10_000),
                          False, interest, 0, None, None)
             book(ts, pence, credit, payee, flags, fx, ids)
+
+        for ts, _, pence, credit, payee, flags, fx, ids in events:
+            while deferred and deferred[0][0] <= ts:
+                d = heapq.heappop(deferred)
+                process(d[0], d[2], d[3], d[4], d[5], d[6], d[7])
+            process(ts, pence, credit, payee, flags, fx, ids)
+        while deferred:
+            d = heapq.heappop(deferred)
+            process(d[0], d[2], d[3], d[4], d[5], d[6], d[7])
         out.sort(key=_FIRST)
         return SimulatedCustomer(p, [r for _, r, _ in out], [c for _, _, c in out])
 

@@ -1,0 +1,95 @@
+"""Simulator and codec throughput on one core (prints figures; not a test).
+
+    .venv/bin/python -m bench.bench_simulator [--customers 300] [--months 13] [--repeats 3]
+
+Figures: records generated per second (in memory, and written as JSON lines to a file), and the codec's
+cost per record on simulated transactions: Avro encode, decode, and decode + validation into
+``core.events.Transaction`` (what the transactions agent does per message). Both CPU time (this process
+only, so other load on the machine does not count against it) and wall time are shown; best of
+``--repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+
+from schemas.codec import default_codec
+from schemas.records import to_transaction
+from simulator import population, simulate
+from simulator.outputs import JsonLinesSink
+
+
+def best(repeats: int, run: Callable[[], int]) -> tuple[int, float, float]:
+    """(items, best CPU seconds, best wall seconds) over ``repeats`` runs of ``run``."""
+    cpu_best = wall_best = float("inf")
+    items = 0
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        items = run()
+        cpu_best = min(cpu_best, time.process_time() - cpu)
+        wall_best = min(wall_best, time.perf_counter() - wall)
+    return items, cpu_best, wall_best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=300)
+    parser.add_argument("--months", type=int, default=13)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    start = date(2024, 11, 1)
+    simulate(args.seed, 0, start, 1)  # build the time-of-day table once, outside the timings
+
+    def generate() -> int:
+        return sum(len(c.records) for c in population(args.seed, args.customers, start, args.months))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "sim.jsonl")
+
+        def to_file() -> int:
+            sink = JsonLinesSink(path)
+            for c in population(args.seed, args.customers, start, args.months):
+                sink.write(c.records)
+            sink.close()
+            return sink.count
+
+        print(f"simulator: {args.customers} customers x {args.months} months, best of {args.repeats}, pid {os.getpid()}")
+        for label, run in (("generate (in memory)", generate), ("generate + write JSON lines", to_file)):
+            n, cpu, wall = best(args.repeats, run)
+            print(f"  {label:30s} {n:>9,} records  {n / cpu:>10,.0f} records/s CPU  {n / wall:>10,.0f} records/s wall")
+        print(f"  file size: {os.path.getsize(path) / 1e6:.1f} MB ({os.path.getsize(path) / n:.0f} bytes/record)")
+
+    codec = default_codec()
+    records = [r for c in population(args.seed + 1, 20, start, args.months) for r in c.records]
+    encoded = [codec.encode("Transaction", r) for r in records]
+    n = len(records)
+    print(f"codec on {n:,} simulated transactions (avg {sum(map(len, encoded)) / n:.0f} bytes), best of {args.repeats}:")
+
+    def enc() -> int:
+        for r in records:
+            codec.encode("Transaction", r)
+        return n
+
+    def dec() -> int:
+        for b in encoded:
+            codec.decode(b, expect="Transaction")
+        return n
+
+    def dec_validate() -> int:
+        for b in encoded:
+            to_transaction(codec.decode(b, expect="Transaction"))
+        return n
+
+    for label, run in (("encode", enc), ("decode", dec), ("decode + to_transaction", dec_validate)):
+        n, cpu, wall = best(args.repeats, run)
+        print(f"  {label:30s} {cpu / n * 1e6:>7.1f} us/record CPU ({n / cpu:>9,.0f} msg/s)  {wall / n * 1e6:>7.1f} us wall")
+
+
+if __name__ == "__main__":
+    main()
