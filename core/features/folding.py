@@ -192,6 +192,8 @@ def _history_add(days: list[int], values: list[int], day: int, pence: int, sign:
 def _history_prune(days: list[int], values: list[int], watermark: int) -> bool:
     """Keep the latest HISTORY_CAP payments plus every payment of the merchant window, bounded."""
     n = len(days)
+    if n <= HISTORY_CAP and (not n or days[0] >= watermark - HISTORY_DAYS):
+        return False
     keep_from = max(0, n - HISTORY_CAP)
     window_from = bisect_left(days, watermark - MERCHANT_WINDOW_DAYS)
     start = min(keep_from, window_from)
@@ -207,7 +209,7 @@ def _redetect_merchant(state: CustomerState, merchant: str) -> None:
     stream = None
     if entry is not None:
         days, values = entry[1], entry[2]
-        pos = [i for i, v in enumerate(values) if v >= 0]  # refunds are negative
+        pos = [i for i, v in enumerate(values) if v >= 0][-HISTORY_CAP:]  # refunds are negative
         stream = detect_stream([days[i] for i in pos], [values[i] for i in pos])
     if stream is None:
         state.streams.pop(merchant, None)
@@ -321,6 +323,7 @@ def _forget_recent(state: CustomerState, id_hash: int, changed: set[str]) -> Non
 
 def _advance(state: CustomerState, day: int, changed: set[str]) -> None:
     """Move the watermark to ``day`` and drop everything that fell out of its horizon."""
+    previous = state.watermark
     state.watermark = day
     seen = state.seen
     for id_hash, record in list(state.pending.items()):
@@ -329,8 +332,8 @@ def _advance(state: CustomerState, day: int, changed: set[str]) -> None:
             seen.pop(id_hash, None)
             _forget_recent(state, id_hash, changed)
             _apply(state, tuple(record[1:]), -1, changed)
-    cutoff = day - DEDUPE_DAYS
-    if any(d < cutoff for d in seen.values()):
+    if day // 7 != previous // 7:  # weekly: ids past the horizon are harmless meanwhile (stale anyway)
+        cutoff = day - DEDUPE_DAYS
         for key in [k for k, d in seen.items() if d < cutoff]:
             del seen[key]
     for key in [k for k, d in state.booked_refs.items() if d < day - PENDING_DAYS]:
@@ -440,14 +443,14 @@ def _record_balance(state: CustomerState, account: str, kind: str, pence: int, t
             entry[0], entry[1] = ts, pence
             updated = True
         eod = state.eod.setdefault(account, {})
-        newest = max(eod, default=day)
-        if day >= newest - EOD_DAYS:
-            slot = eod.get(day)
-            if slot is None or ts >= slot[0]:
-                eod[day] = [ts, pence]
-                updated = True
-            old_days = sorted(d for d in eod if d < max(newest, day) - EOD_DAYS)
-            for old in old_days[:-1]:  # keep the newest old one: it carries into the window
+        slot = eod.get(day)
+        if slot is None or ts >= slot[0]:
+            eod[day] = [ts, pence]
+            updated = True
+        if len(eod) > EOD_DAYS + 8:  # amortised; keep the newest old day: it carries into the window
+            newest = max(eod)
+            old_days = sorted(d for d in eod if d < newest - EOD_DAYS)
+            for old in old_days[:-1]:
                 del eod[old]
     elif kind == "available" and (entry[3] is None or ts >= entry[2]):
         entry[2], entry[3] = ts, pence

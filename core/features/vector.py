@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -66,19 +66,110 @@ def _overdraft_days(state: CustomerState, t: int) -> int | None:
     return negative_days
 
 
-def features_at(state: CustomerState, as_of: datetime) -> dict[str, object]:
-    """The feature vector for ``as_of``: every registry name, typed as the registry says, None if unknown."""
-    today = as_of.date()
-    t = today.toordinal()
-    f: dict[str, object] = {"today": today}
-    f["days_of_history"] = max(0, t - state.first_day) if state.first_day else None
+class _Context:
+    """Inputs shared by the feature groups, each computed at most once per call."""
 
-    # --- balances
-    booked = [a[1] for a in state.accounts.values() if a[1] is not None]
+    __slots__ = ("state", "today", "t", "f", "_ledger", "_streams", "_income")
+
+    def __init__(self, state: CustomerState, as_of: datetime) -> None:
+        self.state = state
+        self.today = as_of.date()
+        self.t = self.today.toordinal()
+        self.f: dict[str, object] = {}
+        self._ledger: tuple[Any, ...] | None = None
+        self._streams: tuple[float, list[tuple[int, int]]] | None = None
+        self._income: tuple[Any, ...] | None = None
+
+    def ledger(self) -> tuple[Any, ...]:
+        """One pass over the ledger's last 30 days."""
+        if self._ledger is not None:
+            return self._ledger
+        t = self.t
+        l_days, l_pence, l_flags, l_merchants, _ = self.state.ledger
+        lo, hi = bisect_right(l_days, t - 30), bisect_right(l_days, t)
+        income = largest_debit = largest_credit = cash_n = cash_amount = cash_fees = fx_fees = round_up = 0
+        m_spend: dict[str, int] = {}
+        m_count: dict[str, int] = {}
+        charges: dict[tuple[str, int], list[int]] = {}
+        for i in range(lo, hi):
+            pence, flags, merchant = l_pence[i], l_flags[i], l_merchants[i]
+            if flags & CREDIT:
+                if pence > largest_credit:
+                    largest_credit = pence
+                if not flags & OWN:
+                    income += pence
+                    if flags & REFUND and merchant:
+                        m_spend[merchant] = m_spend.get(merchant, 0) - pence
+                continue
+            if pence > largest_debit:
+                largest_debit = pence
+            if flags & CARD and pence % 100:
+                round_up += 100 - pence % 100
+            if flags & CASH:
+                cash_n += 1
+                cash_amount += pence
+            elif flags & FEE_CASH:
+                cash_fees += pence
+            elif flags & FEE_FX:
+                fx_fees += pence
+            if merchant and not flags & OWN:
+                m_spend[merchant] = m_spend.get(merchant, 0) + pence
+                m_count[merchant] = m_count.get(merchant, 0) + 1
+                charges.setdefault((merchant, pence), []).append(l_days[i])
+        self._ledger = (income, largest_debit, largest_credit, cash_n, cash_amount, cash_fees, fx_fees, round_up,
+                        m_spend, m_count, charges)
+        return self._ledger
+
+    def streams(self) -> tuple[float, list[tuple[int, int]]]:
+        """Monthly cost of the active recurring payments, and (next day, last amount) of each."""
+        if self._streams is None:
+            t = self.t
+            bills_monthly = 0.0
+            active: list[tuple[int, int]] = []
+            for s in self.state.streams.values():
+                if t - s[5] <= 1.5 * CADENCE_DAYS[s[0]]:
+                    bills_monthly += s[1] * _MONTHLY_FACTOR[s[0]]
+                    active.append((s[9], s[2]))
+            self._streams = (bills_monthly, active)
+        return self._streams
+
+    def income(self) -> tuple[Any, ...]:
+        """(main stream or None, its payer, active sources, new source?, monthly income)."""
+        if self._income is None:
+            t = self.t
+            main: tuple[Any, ...] | None = None
+            main_payer = ""
+            best = -1.0
+            sources = 0
+            new_source = False
+            income_monthly = 0.0
+            for payer, s in self.state.incomes.items():
+                cadence, typical = s[0], s[1]
+                if t - s[5] > 1.5 * CADENCE_DAYS[cadence]:
+                    continue
+                sources += 1
+                monthly = typical * _MONTHLY_FACTOR[cadence]
+                income_monthly += monthly
+                if 0 <= t - s[7] <= 35:
+                    new_source = True
+                if monthly > best or (monthly == best and payer < main_payer):
+                    best, main, main_payer = monthly, s, payer
+            self._income = (main, main_payer, sources, new_source, income_monthly)
+        return self._income
+
+
+def _g_base(c: _Context) -> None:
+    c.f["today"] = c.today
+    c.f["days_of_history"] = max(0, c.t - c.state.first_day) if c.state.first_day else None
+
+
+def _g_balances(c: _Context) -> None:
+    f = c.f
+    booked = [a[1] for a in c.state.accounts.values() if a[1] is not None]
     f["balance_current"] = sum(booked) / 100 if booked else None
     available: list[int] = []
     limits = 0
-    for a in state.accounts.values():
+    for a in c.state.accounts.values():
         if a[4] is not None:
             limits += a[4]
         if a[3] is not None:
@@ -87,65 +178,38 @@ def features_at(state: CustomerState, as_of: datetime) -> dict[str, object]:
             available.append(a[1] + (a[4] or 0))
     f["balance_available"] = sum(available) / 100 if available else None
     f["overdraft_limit"] = limits / 100
-    f["overdraft_days_30d"] = _overdraft_days(state, t)
+    f["overdraft_days_30d"] = _overdraft_days(c.state, c.t)
 
-    # --- spending windows
-    spend = state.series.get("spend")
-    month_start = _month_start(today, 0).toordinal()
-    last_month = _month_start(today, 1)
-    same_day_last_month = last_month.toordinal() + min(today.day, calendar.monthrange(last_month.year,
-                                                                                      last_month.month)[1]) - 1
+
+def _g_spend(c: _Context) -> None:
+    f, t, today = c.f, c.t, c.today
+    spend = c.state.series.get("spend")
     if spend is not None:
         p180, p90, p60, p30, p7 = _windows(spend, (t - 180, t - 90, t - 60, t - 30, t - 7, t))
-        mtd, lmtd = _windows(spend, (month_start - 1, t))[0], _windows(spend, (last_month.toordinal() - 1,
-                                                                               same_day_last_month))[0]
-        spend_90 = p90 + p60 + p30 + p7
+        month_start = date(today.year, today.month, 1).toordinal()
+        last_month = _month_start(today, 1)
+        same_day = last_month.toordinal() - 1 + min(today.day, calendar.monthrange(last_month.year,
+                                                                                   last_month.month)[1])
+        mtd = _windows(spend, (month_start - 1, t))[0]
+        lmtd = _windows(spend, (last_month.toordinal() - 1, same_day))[0]
     else:
-        p180 = p90 = p60 = p30 = p7 = mtd = lmtd = spend_90 = 0
+        p180 = p90 = p60 = p30 = p7 = mtd = lmtd = 0
     f["spend_7d"] = max(0, p7) / 100
     f["spend_30d"] = max(0, p30 + p7) / 100
-    f["spend_90d"] = max(0, spend_90) / 100
+    f["spend_90d"] = max(0, p90 + p60 + p30 + p7) / 100
     f["spend_prev_30d"] = max(0, p60) / 100
     f["spend_prev_90d"] = max(0, p180) / 100
     f["spend_month_to_date"] = max(0, mtd) / 100
     f["spend_last_month_to_date"] = max(0, lmtd) / 100
-    od = state.series.get("od_fee")
-    od30, od90 = (_windows(od, (t - 90, t - 30, t)) if od is not None else (0, 0))
-    f["overdraft_fees_30d"] = od90 / 100
-    f["overdraft_fees_90d"] = (od30 + od90) / 100
+    od = c.state.series.get("od_fee")
+    od60, od30 = _windows(od, (t - 90, t - 30, t)) if od is not None else (0, 0)
+    f["overdraft_fees_30d"] = od30 / 100
+    f["overdraft_fees_90d"] = (od60 + od30) / 100
 
-    # --- one pass over the ledger's last 30 days
-    l_days, l_pence, l_flags, l_merchants, _ = state.ledger
-    lo, hi = bisect_right(l_days, t - 30), bisect_right(l_days, t)
-    income = largest_debit = largest_credit = cash_n = cash_amount = cash_fees = fx_fees = round_up = 0
-    m_spend: dict[str, int] = {}
-    m_count: dict[str, int] = {}
-    charges: dict[tuple[str, int], list[int]] = {}
-    for i in range(lo, hi):
-        pence, flags, merchant = l_pence[i], l_flags[i], l_merchants[i]
-        if flags & CREDIT:
-            if pence > largest_credit:
-                largest_credit = pence
-            if not flags & OWN:
-                income += pence
-                if flags & REFUND and merchant:
-                    m_spend[merchant] = m_spend.get(merchant, 0) - pence
-            continue
-        if pence > largest_debit:
-            largest_debit = pence
-        if flags & CARD and pence % 100:
-            round_up += 100 - pence % 100
-        if flags & CASH:
-            cash_n += 1
-            cash_amount += pence
-        elif flags & FEE_CASH:
-            cash_fees += pence
-        elif flags & FEE_FX:
-            fx_fees += pence
-        if merchant and not flags & OWN:
-            m_spend[merchant] = m_spend.get(merchant, 0) + pence
-            m_count[merchant] = m_count.get(merchant, 0) + 1
-            charges.setdefault((merchant, pence), []).append(l_days[i])
+
+def _g_ledger(c: _Context) -> None:
+    income, largest_debit, largest_credit, cash_n, cash_amount, cash_fees, fx_fees, round_up = c.ledger()[:8]
+    f = c.f
     f["income_30d"] = income / 100
     f["largest_debit_30d"] = largest_debit / 100
     f["largest_credit_30d"] = largest_credit / 100
@@ -155,11 +219,12 @@ def features_at(state: CustomerState, as_of: datetime) -> dict[str, object]:
     f["fx_fees_30d"] = fx_fees / 100
     f["round_up_potential_30d"] = round_up / 100
 
-    # --- duplicate charges: same merchant and amount within 2 days
+
+def _g_duplicates(c: _Context) -> None:
+    """Same merchant and amount charged again within 2 days: one item per merchant (the latest)."""
     duplicates: dict[str, dict[str, object]] = {}
-    for (merchant, pence), days in charges.items():
-        if len(days) < 2:
-            continue
+    latest: dict[str, int] = {}
+    for (merchant, pence), days in c.ledger()[10].items():
         for j in range(len(days) - 1, 0, -1):
             if days[j] - days[j - 1] <= 2:
                 count = 2
@@ -167,98 +232,84 @@ def features_at(state: CustomerState, as_of: datetime) -> dict[str, object]:
                 while k > 0 and days[k] - days[k - 1] <= 2:
                     count += 1
                     k -= 1
-                item = duplicates.get(merchant)
-                if item is None or days[j] >= item["_day"]:  # type: ignore[operator]
+                if days[j] >= latest.get(merchant, -1):
+                    latest[merchant] = days[j]
                     duplicates[merchant] = {"merchant": merchant, "amount": pence / 100, "count": count,
-                                            "date": _fromordinal(days[j]), "_day": days[j]}
+                                            "date": _fromordinal(days[j])}
                 break
-    for item in duplicates.values():
-        del item["_day"]
-    f["duplicate_charges"] = sorted(duplicates.values(), key=lambda x: x["merchant"])  # type: ignore[arg-type,return-value]
+    c.f["duplicate_charges"] = [duplicates[m] for m in sorted(duplicates)]
 
-    # --- categories
+
+def _g_categories(c: _Context) -> None:
+    t = c.t
+    bounds = (t - 120, t - 90, t - 60, t - 30, t - 7, t)
     categories = []
-    for name, entry in state.series.items():
+    for name in sorted(c.state.series):
         if name in _NOT_CATEGORIES:
             continue
-        c120, c90, c60, c30, c7 = _windows(entry, (t - 120, t - 90, t - 60, t - 30, t - 7, t))
-        if not (c120 or c90 or c60 or c30 or c7):
-            continue
-        categories.append({
-            "category": name, "spend_7d": max(0, c7) / 100, "spend_30d": max(0, c30 + c7) / 100,
-            "spend_prev_30d": max(0, c60) / 100, "spend_90d": max(0, c90 + c60 + c30 + c7) / 100,
-            "avg_monthly_prev_90d": max(0, c120 + c90 + c60) / 300,
-        })
-    categories.sort(key=lambda x: str(x["category"]))
-    f["categories"] = categories
+        c120, c90, c60, c30, c7 = _windows(c.state.series[name], bounds)
+        if c120 or c90 or c60 or c30 or c7:
+            categories.append({
+                "category": name, "spend_7d": max(0, c7) / 100, "spend_30d": max(0, c30 + c7) / 100,
+                "spend_prev_30d": max(0, c60) / 100, "spend_90d": max(0, c90 + c60 + c30 + c7) / 100,
+                "avg_monthly_prev_90d": max(0, c120 + c90 + c60) / 300,
+            })
+    c.f["categories"] = categories
 
-    # --- merchants: the top by net 30-day spend (fully refunded ones drop out), 90-day spend from histories
+
+def _g_merchants(c: _Context) -> None:
+    """The top merchants by net 30-day spend (fully refunded ones drop out), 90-day spend from histories."""
+    t = c.t
+    m_spend, m_count = c.ledger()[8:10]
     top = sorted(((m, p) for m, p in m_spend.items() if p > 0), key=lambda kv: (-kv[1], kv[0]))[:TOP_MERCHANTS]
     merchants = []
     for merchant, pence in top:
-        entry_m = state.merchants.get(merchant)
-        if entry_m is not None:
-            days_m, values_m = entry_m[1], entry_m[2]
-            s90 = sum(values_m[bisect_right(days_m, t - 90):bisect_right(days_m, t)])
-            category = entry_m[0]
+        entry = c.state.merchants.get(merchant)
+        if entry is not None:
+            days, values = entry[1], entry[2]
+            s90 = sum(values[bisect_right(days, t - 90):bisect_right(days, t)])
+            category = entry[0]
         else:
             s90, category = pence, "other"
-        merchants.append({"merchant": merchant, "category": category, "spend_30d": max(0, pence) / 100,
-                          "count_30d": m_count.get(merchant, 0), "spend_90d": max(0, s90, pence) / 100})
-    f["merchants"] = merchants
+        merchants.append({"merchant": merchant, "category": category, "spend_30d": pence / 100,
+                          "count_30d": m_count.get(merchant, 0), "spend_90d": max(s90, pence) / 100})
+    c.f["merchants"] = merchants
 
-    # --- recurring outgoing payments
+
+def _g_recurring(c: _Context) -> None:
+    t = c.t
+    m_count = c.ledger()[9]
     recurring = []
-    bills_monthly = 0.0
-    active_streams: list[tuple[int, int]] = []
-    for merchant, s in state.streams.items():
-        (cadence, typical, last, previous, first_day, last_day, count, _, trial, next_day) = s
+    for merchant in sorted(c.state.streams):
+        (cadence, typical, last, previous, first_day, last_day, count, _, trial, next_day) = \
+            c.state.streams[merchant]
         period = CADENCE_DAYS[cadence]
         since = t - last_day
         if since > 3 * period:
             continue  # auto-closed: nothing charged for three periods
-        active = since <= 1.5 * period
         in_window = 0
         d = last_day
         while d > t - 30 and d >= first_day:
             if d <= t:
                 in_window += 1
             d -= period
-        if active:
-            bills_monthly += typical * _MONTHLY_FACTOR[cadence]
-            active_streams.append((next_day, last))
-        entry_m = state.merchants.get(merchant)
+        entry = c.state.merchants.get(merchant)
         recurring.append({
-            "merchant": merchant, "category": entry_m[0] if entry_m is not None else "other",
+            "merchant": merchant, "category": entry[0] if entry is not None else "other",
             "cadence": cadence, "typical_amount": typical / 100, "last_amount": last / 100,
             "previous_amount": previous / 100,
             "price_change_pct": (last / previous - 1) if previous > 0 else None,
             "first_seen": _fromordinal(first_day), "last_seen": _fromordinal(last_day),
             "next_expected": _fromordinal(next_day), "days_until_next": next_day - t, "days_since_last": since,
-            "count": count, "active": active, "trial_converted": bool(trial),
+            "count": count, "active": since <= 1.5 * period, "trial_converted": bool(trial),
             "usage_30d": max(0, m_count.get(merchant, 0) - in_window),
         })
-    recurring.sort(key=lambda x: str(x["merchant"]))
-    f["recurring"] = recurring
+    c.f["recurring"] = recurring
 
-    # --- income
-    main: tuple[Any, ...] | None = None
-    main_payer = ""
-    best = -1.0
-    sources = 0
-    new_source = False
-    income_monthly = 0.0
-    for payer, s in state.incomes.items():
-        cadence, typical = s[0], s[1]
-        if t - s[5] > 1.5 * CADENCE_DAYS[cadence]:
-            continue
-        sources += 1
-        monthly = typical * _MONTHLY_FACTOR[cadence]
-        income_monthly += monthly
-        if 0 <= t - s[7] <= 35:
-            new_source = True
-        if monthly > best or (monthly == best and payer < main_payer):
-            best, main, main_payer = monthly, s, payer
+
+def _g_income(c: _Context) -> None:
+    f, t = c.f, c.t
+    main, _, sources, new_source, _ = c.income()
     f["income_sources_count"] = sources
     f["new_income_source"] = new_source
     if main is None:
@@ -266,53 +317,110 @@ def features_at(state: CustomerState, as_of: datetime) -> dict[str, object]:
         f["income_last_amount"] = f["income_previous_amount"] = None
         f["income_days_late"] = f["days_to_next_income"] = None
         f["income_cadence"] = "none"
-        f["bills_due_before_payday"] = f["projected_balance_at_payday"] = f["monthly_surplus"] = None
-    else:
-        next_income = main[9]
-        f["income_amount"] = main[1] / 100
-        f["income_cadence"] = main[0]
-        f["income_next_date"] = _fromordinal(next_income)
-        f["income_last_date"] = _fromordinal(main[5])
-        f["income_last_amount"] = main[2] / 100
-        f["income_previous_amount"] = main[3] / 100
-        f["income_days_late"] = max(0, t - next_income)
-        f["days_to_next_income"] = max(0, next_income - t)
-        due = sum(last for next_day, last in active_streams if next_day < max(next_income, t + 1)) / 100
-        f["bills_due_before_payday"] = due
-        bal = f["balance_available"]
-        f["projected_balance_at_payday"] = bal - due if isinstance(bal, float) else None
-        history = min(90, max(30, t - state.first_day)) if state.first_day else 30
-        months = history / 30.4375
-        spent = max(0, _windows(spend, (t - history, t))[0]) if spend is not None else 0
-        other = max(0.0, spent / months - bills_monthly)
-        f["monthly_surplus"] = (income_monthly - bills_monthly - other) / 100
+        return
+    next_income = main[9]
+    f["income_amount"] = main[1] / 100
+    f["income_cadence"] = main[0]
+    f["income_next_date"] = _fromordinal(next_income)
+    f["income_last_date"] = _fromordinal(main[5])
+    f["income_last_amount"] = main[2] / 100
+    f["income_previous_amount"] = main[3] / 100
+    f["income_days_late"] = max(0, t - next_income)
+    f["days_to_next_income"] = max(0, next_income - t)
 
-    # --- refunds awaited: pending merchant credits
+
+def _g_forward(c: _Context) -> None:
+    f, t, state = c.f, c.t, c.state
+    main, _, _, _, income_monthly = c.income()
+    if main is None:
+        f["bills_due_before_payday"] = f["projected_balance_at_payday"] = f["monthly_surplus"] = None
+        return
+    bills_monthly, active = c.streams()
+    due = sum(last for next_day, last in active if next_day < max(main[9], t + 1)) / 100
+    f["bills_due_before_payday"] = due
+    if "balance_available" not in f:
+        _g_balances(c)
+    bal = f["balance_available"]
+    f["projected_balance_at_payday"] = bal - due if isinstance(bal, float) else None
+    history = min(90, max(30, t - state.first_day)) if state.first_day else 30
+    spend = state.series.get("spend")
+    spent = max(0, _windows(spend, (t - history, t))[0]) if spend is not None else 0
+    other = max(0.0, spent / (history / 30.4375) - bills_monthly)
+    f["monthly_surplus"] = (income_monthly - bills_monthly - other) / 100
+
+
+def _g_refunds(c: _Context) -> None:
     awaited = []
-    for record in state.pending.values():
+    for record in c.state.pending.values():
         _, day, pence, flags, merchant = record[:5]
         if flags & CREDIT and flags & REFUND:
-            awaited.append({"merchant": merchant, "amount": pence / 100, "days_waiting": max(0, t - day)})
+            awaited.append({"merchant": merchant, "amount": pence / 100, "days_waiting": max(0, c.t - day)})
     awaited.sort(key=lambda x: (str(x["merchant"]), float(x["amount"])))
-    f["refunds_awaited"] = awaited
+    c.f["refunds_awaited"] = awaited
 
-    # --- the newest transaction
-    last_txn = state.recent[0] if state.recent else None
+
+def _g_last(c: _Context) -> None:
+    f = c.f
+    last_txn = c.state.recent[0] if c.state.recent else None
     if last_txn is None:
         f["last_txn_amount"] = f["last_txn_date"] = None
         f["last_txn_direction"] = f["last_txn_merchant"] = f["last_txn_category"] = ""
         f["last_txn_is_income"] = False
+        return
+    main, main_payer = c.income()[:2]
+    f["last_txn_amount"] = last_txn[2] / 100
+    f["last_txn_direction"] = last_txn[3]
+    f["last_txn_merchant"] = last_txn[4]
+    f["last_txn_category"] = last_txn[5]
+    f["last_txn_date"] = _fromordinal(last_txn[7])
+    f["last_txn_is_income"] = bool(
+        main is not None and last_txn[6] == main_payer and abs(last_txn[2] - main[1]) <= AMOUNT_TOLERANCE * main[1]
+    )
+
+
+_GROUPS: dict[Callable[[_Context], None], tuple[str, ...]] = {
+    _g_base: ("today", "days_of_history"),
+    _g_balances: ("balance_current", "balance_available", "overdraft_limit", "overdraft_days_30d"),
+    _g_spend: ("spend_7d", "spend_30d", "spend_90d", "spend_prev_30d", "spend_prev_90d", "spend_month_to_date",
+               "spend_last_month_to_date", "overdraft_fees_30d", "overdraft_fees_90d"),
+    _g_ledger: ("income_30d", "largest_debit_30d", "largest_credit_30d", "cash_withdrawals_30d_count",
+                "cash_withdrawals_30d_amount", "cash_fees_30d", "fx_fees_30d", "round_up_potential_30d"),
+    _g_duplicates: ("duplicate_charges",),
+    _g_categories: ("categories",),
+    _g_merchants: ("merchants",),
+    _g_recurring: ("recurring",),
+    _g_income: ("income_amount", "income_cadence", "income_next_date", "income_last_date", "income_last_amount",
+                "income_previous_amount", "income_days_late", "days_to_next_income", "income_sources_count",
+                "new_income_source"),
+    _g_forward: ("bills_due_before_payday", "projected_balance_at_payday", "monthly_surplus"),
+    _g_refunds: ("refunds_awaited",),
+    _g_last: ("last_txn_amount", "last_txn_direction", "last_txn_merchant", "last_txn_category",
+              "last_txn_is_income", "last_txn_date"),
+}
+_GROUP_OF = {name: group for group, names in _GROUPS.items() for name in names}
+_ALL_GROUPS = tuple(_GROUPS)
+
+
+def features_at(
+    state: CustomerState, as_of: datetime, names: Collection[str] | None = None
+) -> dict[str, object]:
+    """The feature vector for ``as_of``: every registry name, typed as the registry says, None if unknown.
+
+    :param names: compute only the features these names need (the rules' ``reads``); the result then holds
+        at least those names (whole groups of related features are computed together). ``None``: all.
+    """
+    c = _Context(state, as_of)
+    if names is None:
+        groups: Collection[Callable[[_Context], None]] = _ALL_GROUPS
     else:
-        f["last_txn_amount"] = last_txn[2] / 100
-        f["last_txn_direction"] = last_txn[3]
-        f["last_txn_merchant"] = last_txn[4]
-        f["last_txn_category"] = last_txn[5]
-        f["last_txn_date"] = _fromordinal(last_txn[7])
-        f["last_txn_is_income"] = bool(
-            main is not None and last_txn[6] == main_payer
-            and abs(last_txn[2] - main[1]) <= AMOUNT_TOLERANCE * main[1]
-        )
-    return f
+        try:
+            wanted = {_GROUP_OF[name] for name in names}
+        except KeyError as exc:
+            raise ValueError(f"unknown feature {exc.args[0]!r}: not in the registry") from None
+        groups = [g for g in _ALL_GROUPS if g in wanted]
+    for group in groups:
+        group(c)
+    return c.f
 
 
 def changed_features(before: Mapping[str, object], after: Mapping[str, object]) -> set[str]:
