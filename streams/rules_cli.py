@@ -294,6 +294,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if plan.refused:
         print("refusing to publish (nothing was published)", file=sys.stderr)
         return 1
+    still_there = sorted(set(args.delete) & {r.id for r in rules})
+    if still_there:
+        print(f"cannot delete rules still in the catalogue (remove their files first): {', '.join(still_there)}",
+              file=sys.stderr)
+        return 1
     withdraw = [p for p in plan.removed if args.prune]
     withdraw += [published[rid] for rid in args.delete if rid in published and not published[rid].deleted]
     unknown = [rid for rid in args.delete if rid not in published or published[rid].deleted]
