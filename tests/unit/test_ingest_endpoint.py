@@ -164,3 +164,15 @@ def test_key_store_formats() -> None:
     with pytest.raises(ValueError):
         ApiKeyStore.parse("x:not-a-hash:a")
     assert len(ApiKeyStore.from_env({})) == 0
+
+
+async def test_key_restricted_to_other_customers_is_refused(sink: Sink) -> None:
+    key = "nsk_app_backend_key_for_tests_only_0003"
+    store = ApiKeyStore.parse(json.dumps(
+        {hash_api_key(key): {"name": "app", "scopes": ["transactions:write"], "customers": ["cust-1"]}}
+    ))
+    async with TestClient(TestServer(create_ingest_app(sink.publish, store))) as c:
+        headers = {"X-API-Key": key}
+        assert (await c.post(URL, json=ob_item(), headers=headers)).status == 403
+        assert (await c.post("/v1/customers/cust-1/transactions", json=ob_item(), headers=headers)).status == 202
+    assert [k for _, k, _ in sink.sent] == [b"cust-1"]
