@@ -143,11 +143,12 @@ def score_value(
 
 
 def _reasons_text(reasons: Any) -> list[str]:
+    """Reasons as short sentences (the evaluator's explain output, or plain strings)."""
     if not reasons:
         return []
     if isinstance(reasons, str):
         return [reasons]
-    return [str(r) for r in reasons][:10]
+    return [str(getattr(r, "text", r)) for r in reasons][:10]
 
 
 def _fingerprint(outcome: OutcomeLike) -> str:
@@ -190,7 +191,9 @@ def rescore(
             fp = _fingerprint(outcome)
             if book.scores.get(rule.id) != fp:
                 book.scores[rule.id] = fp
-                updates.append(ScoreUpdate(key, score_value(customer_id, outcome, now, origin)))
+                # Changed scores are few next to evaluations: only they pay for the explanation.
+                explained = rule.evaluate(features, explain=True)
+                updates.append(ScoreUpdate(key, score_value(customer_id, explained, now, origin)))
         elif rule.id in book.scores:
             del book.scores[rule.id]
             updates.append(ScoreUpdate(key, None))

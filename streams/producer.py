@@ -42,6 +42,10 @@ def producer_config(
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": client_id,
         "acks": "all",
+        # Java-compatible murmur2, as Faust (aiokafka) uses: a customer's transactions, sweep requests and
+        # the table changelog must land on the same partition number, or a worker would read a customer's
+        # record from another partition's store.
+        "partitioner": "murmur2_random",
         "enable.idempotence": True,
         "linger.ms": linger_ms,
         "compression.type": compression,
