@@ -67,8 +67,12 @@ def fmt_number(value: float) -> str:
     return f"{value:.1f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
+_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def fmt_date(value: date) -> str:
-    return f"{value.day} {value:%b %Y}"
+    """``3 Mar 2026`` (strftime is locale-dependent and ten times slower)."""
+    return f"{value.day} {_MONTHS[value.month]} {value.year}"
 
 
 def fmt_string(value: str) -> str:
