@@ -137,12 +137,16 @@ class DynamoInsights:
         self.settings = settings
         self.table = table
 
-    def _client(self) -> Any:
+    def _client(self, *, timeout_s: float = 5.0, attempts: int = 3) -> Any:
+        """A client with bounded timeouts and retries: a request must answer before its caller gives up."""
         import aioboto3
+        from botocore.config import Config
 
         from stack.dynamodb import dynamodb_client_kwargs
 
-        return aioboto3.Session().client("dynamodb", **dynamodb_client_kwargs(self.settings))
+        config = Config(connect_timeout=timeout_s, read_timeout=timeout_s,
+                        retries={"max_attempts": attempts, "mode": "standard"})
+        return aioboto3.Session().client("dynamodb", config=config, **dynamodb_client_kwargs(self.settings))
 
     async def items(self, customer_id: str) -> list[dict[str, Any]]:
         from boto3.dynamodb.types import TypeDeserializer
@@ -178,7 +182,7 @@ class DynamoInsights:
 
     async def ping(self) -> Check:
         try:
-            async with self._client() as ddb:
+            async with self._client(timeout_s=1.5, attempts=1) as ddb:
                 await ddb.describe_table(TableName=self.table)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return Check(False, f"DynamoDB table {self.table}: {type(exc).__name__}")
@@ -492,11 +496,11 @@ class StackBackend:
         return {"kafka": kafka, "dynamodb": dynamo}
 
     async def kafka_check(self) -> Check:
-        """Kafka reachable: the broker answers a metadata request within 5 s."""
+        """Kafka reachable: the broker answers a metadata request within 3 s."""
         def probe() -> int:
             from confluent_kafka.admin import AdminClient
 
-            metadata = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers}).list_topics(timeout=5)
+            metadata = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers}).list_topics(timeout=3)
             return len(metadata.brokers)
 
         try:
