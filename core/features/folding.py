@@ -214,7 +214,8 @@ def _redetect_merchant(state: CustomerState, merchant: str) -> None:
     if stream is None:
         state.streams.pop(merchant, None)
     else:
-        state.streams[merchant] = tuple(stream)
+        category = entry[0] if entry is not None else "other"
+        state.streams[merchant] = (*stream, category)  # with the merchant's category
 
 
 def _redetect_payer(state: CustomerState, payer: str) -> None:
@@ -276,7 +277,7 @@ def _apply(state: CustomerState, kind: Kind, sign: int, changed: set[str]) -> No
             _redetect_payer(state, payer)
             changed.update(INCOME)
     if day >= state.watermark - LEDGER_DAYS:
-        _ledger_change(state, day, pence, flags & ~PENDING, merchant, category, sign)
+        _ledger_change(state, day, pence, flags & ~PENDING, merchant, sign)
         if flags & CREDIT:
             changed.update(("largest_credit_30d", "income_30d"))
         else:
@@ -293,16 +294,15 @@ def _apply(state: CustomerState, kind: Kind, sign: int, changed: set[str]) -> No
             changed.update(("merchants", "recurring", "duplicate_charges"))
 
 
-def _ledger_change(state: CustomerState, day: int, pence: int, flags: int, merchant: str, category: str,
-                   sign: int) -> None:
-    days, values, flag_list, merchants, categories = state.ledger
+def _ledger_change(state: CustomerState, day: int, pence: int, flags: int, merchant: str, sign: int) -> None:
+    days, values, flag_list, merchants = state.ledger
     lo, hi = bisect_left(days, day), bisect_right(days, day)
     if sign > 0:
         key = (pence, flags, merchant)
         i = lo
         while i < hi and (values[i], flag_list[i], merchants[i]) <= key:
             i += 1
-        for column, value in zip(state.ledger, (day, pence, flags, merchant, category), strict=True):
+        for column, value in zip(state.ledger, (day, pence, flags, merchant), strict=True):
             column.insert(i, value)
         return
     for i in range(lo, hi):

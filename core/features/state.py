@@ -34,7 +34,7 @@ __all__ = [
     "PENDING_DAYS", "RECENT_KEPT", "SERIES_DAYS", "CustomerState", "StateDecodeError",
 ]
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 DEDUPE_DAYS = 95
 PENDING_DAYS = 14
 LEDGER_DAYS = 40
@@ -58,8 +58,8 @@ class CustomerState:
     """Mutable per-customer state; build with ``CustomerState()`` or ``CustomerState.from_bytes``."""
 
     __slots__ = (
-        "currency", "first_day", "watermark", "_seen", "_seen_raw", "pending", "booked_refs", "series",
-        "ledger", "merchants", "payers", "streams", "incomes", "accounts", "eod", "recent",
+        "currency", "first_day", "watermark", "_seen", "_seen_raw", "pending", "_booked_refs", "series",
+        "ledger", "_merchants", "_payers", "streams", "incomes", "accounts", "eod", "recent", "_cold_raw",
     )
 
     def __init__(self) -> None:
@@ -70,14 +70,16 @@ class CustomerState:
         self._seen_raw: tuple[bytes, bytes] = (b"", b"")
         # id hash -> [ref hash (0 = none), day, cents, flags, merchant, category, payer]
         self.pending: dict[int, list[Any]] = {}
-        self.booked_refs: dict[int, int] = {}
+        self._booked_refs: dict[int, int] = {}
+        self._cold_raw: bytes | None = None  # merchants, payers, booked_refs as loaded, until a fold needs them
         # series name -> [sorted days, pence per day]
         self.series: dict[str, list[list[int]]] = {}
-        # parallel lists sorted by day: days, pence, flags, merchants, categories
-        self.ledger: list[list[Any]] = [[], [], [], [], []]
+        # parallel lists sorted by day: days, pence, flags, merchants
+        self.ledger: list[list[Any]] = [[], [], [], []]
         # merchant -> [category, sorted days, signed pence]; payer -> [sorted days, pence]
-        self.merchants: dict[str, list[Any]] = {}
-        self.payers: dict[str, list[list[int]]] = {}
+        self._merchants: dict[str, list[Any]] = {}
+        self._payers: dict[str, list[list[int]]] = {}
+        # merchant -> Stream fields + category; payer -> Stream fields
         self.streams: dict[str, tuple[Any, ...]] = {}
         self.incomes: dict[str, tuple[Any, ...]] = {}
         # account -> [booked ts, booked pence, available ts, available pence, limit pence or None]
@@ -99,15 +101,41 @@ class CustomerState:
             self._seen = dict(zip(keys, days, strict=True))
         return self._seen
 
+    def _thaw(self) -> None:
+        if self._cold_raw is not None:
+            try:
+                self._merchants, self._payers, self._booked_refs = marshal.loads(self._cold_raw)
+            except (EOFError, ValueError, TypeError) as exc:
+                raise StateDecodeError(f"corrupt customer state (histories): {exc}") from exc
+            self._cold_raw = None
+
+    @property
+    def merchants(self) -> dict[str, list[Any]]:
+        """Per-merchant payment histories (decoded on first use: only folds and the merchants group read them)."""
+        self._thaw()
+        return self._merchants
+
+    @property
+    def payers(self) -> dict[str, list[list[int]]]:
+        self._thaw()
+        return self._payers
+
+    @property
+    def booked_refs(self) -> dict[int, int]:
+        self._thaw()
+        return self._booked_refs
+
     def to_bytes(self) -> bytes:
         if self._seen is None:
             seen_raw = self._seen_raw
         else:
             seen_raw = (array("Q", self._seen.keys()).tobytes(), array("i", self._seen.values()).tobytes())
+        cold = self._cold_raw
+        if cold is None:
+            cold = marshal.dumps((self._merchants, self._payers, self._booked_refs), 4)
         body = (
-            self.currency, self.first_day, self.watermark, seen_raw, self.pending, self.booked_refs,
-            self.series, self.ledger, self.merchants, self.payers, self.streams, self.incomes, self.accounts,
-            self.eod, self.recent,
+            self.currency, self.first_day, self.watermark, seen_raw, self.pending, cold,
+            self.series, self.ledger, self.streams, self.incomes, self.accounts, self.eod, self.recent,
         )
         return bytes((LAYOUT_VERSION,)) + marshal.dumps(body, 4)
 
@@ -122,8 +150,8 @@ class CustomerState:
             state = cls.__new__(cls)
             (
                 state.currency, state.first_day, state.watermark, state._seen_raw, state.pending,
-                state.booked_refs, state.series, state.ledger, state.merchants, state.payers, state.streams,
-                state.incomes, state.accounts, state.eod, state.recent,
+                state._cold_raw, state.series, state.ledger, state.streams, state.incomes, state.accounts,
+                state.eod, state.recent,
             ) = body
         except (EOFError, ValueError, TypeError) as exc:
             raise StateDecodeError(f"corrupt customer state: {exc}") from exc
@@ -133,7 +161,10 @@ class CustomerState:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CustomerState):
             return NotImplemented
-        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__ if s not in ("_seen", "_seen_raw")) \
+        self._thaw()
+        other._thaw()
+        skip = ("_seen", "_seen_raw", "_cold_raw")
+        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__ if s not in skip) \
             and self.seen == other.seen
 
     __hash__ = None  # type: ignore[assignment]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime
 from typing import Any
@@ -29,8 +30,13 @@ _fromordinal = date.fromordinal
 def _windows(entry: list[list[int]], bounds: tuple[int, ...]) -> list[int]:
     """Sums of the daily series between consecutive ``bounds`` (each segment is ``(b[i], b[i+1]]``)."""
     days, values = entry
-    idx = [bisect_right(days, b) for b in bounds]
-    return [sum(values[idx[i]:idx[i + 1]]) for i in range(len(idx) - 1)]
+    out = []
+    lo = bisect_right(days, bounds[0])
+    for b in bounds[1:]:
+        hi = bisect_right(days, b, lo)
+        out.append(sum(values[lo:hi]) if hi > lo else 0)
+        lo = hi
+    return out
 
 
 def _month_start(d: date, back: int) -> date:
@@ -76,49 +82,21 @@ class _Context:
         self.today = as_of.date()
         self.t = self.today.toordinal()
         self.f: dict[str, object] = {}
-        self._ledger: tuple[Any, ...] | None = None
+        self._ledger: tuple[int, int] | None = None
         self._streams: tuple[float, list[tuple[int, int]]] | None = None
         self._income: tuple[Any, ...] | None = None
 
-    def ledger(self) -> tuple[Any, ...]:
-        """One pass over the ledger's last 30 days."""
-        if self._ledger is not None:
-            return self._ledger
-        t = self.t
-        l_days, l_pence, l_flags, l_merchants, _ = self.state.ledger
-        lo, hi = bisect_right(l_days, t - 30), bisect_right(l_days, t)
-        income = largest_debit = largest_credit = cash_n = cash_amount = cash_fees = fx_fees = round_up = 0
-        m_spend: dict[str, int] = {}
-        m_count: dict[str, int] = {}
-        charges: dict[tuple[str, int], list[int]] = {}
-        for i in range(lo, hi):
-            pence, flags, merchant = l_pence[i], l_flags[i], l_merchants[i]
-            if flags & CREDIT:
-                if pence > largest_credit:
-                    largest_credit = pence
-                if not flags & OWN:
-                    income += pence
-                    if flags & REFUND and merchant:
-                        m_spend[merchant] = m_spend.get(merchant, 0) - pence
-                continue
-            if pence > largest_debit:
-                largest_debit = pence
-            if flags & CARD and pence % 100:
-                round_up += 100 - pence % 100
-            if flags & CASH:
-                cash_n += 1
-                cash_amount += pence
-            elif flags & FEE_CASH:
-                cash_fees += pence
-            elif flags & FEE_FX:
-                fx_fees += pence
-            if merchant and not flags & OWN:
-                m_spend[merchant] = m_spend.get(merchant, 0) + pence
-                m_count[merchant] = m_count.get(merchant, 0) + 1
-                charges.setdefault((merchant, pence), []).append(l_days[i])
-        self._ledger = (income, largest_debit, largest_credit, cash_n, cash_amount, cash_fees, fx_fees, round_up,
-                        m_spend, m_count, charges)
+    def ledger(self) -> tuple[int, int]:
+        """Index range of the ledger's last 30 days."""
+        if self._ledger is None:
+            days = self.state.ledger[0]
+            self._ledger = (bisect_right(days, self.t - 30), bisect_right(days, self.t))
         return self._ledger
+
+    def merchant_counts(self) -> Counter[str]:
+        """Transactions per merchant in the last 30 days (counted in C)."""
+        lo, hi = self.ledger()
+        return Counter(self.state.ledger[3][lo:hi])
 
     def streams(self) -> tuple[float, list[tuple[int, int]]]:
         """Monthly cost of the active recurring payments, and (next day, last amount) of each."""
@@ -208,23 +186,52 @@ def _g_spend(c: _Context) -> None:
 
 
 def _g_ledger(c: _Context) -> None:
-    income, largest_debit, largest_credit, cash_n, cash_amount, cash_fees, fx_fees, round_up = c.ledger()[:8]
+    lo, hi = c.ledger()
+    _, l_pence, l_flags, _ = c.state.ledger
+    rows = list(zip(l_pence[lo:hi], l_flags[lo:hi], strict=True))
+    debits = [p for p, fl in rows if not fl & CREDIT]
+    credits = [p for p, fl in rows if fl & CREDIT]
     f = c.f
-    f["income_30d"] = income / 100
-    f["largest_debit_30d"] = largest_debit / 100
-    f["largest_credit_30d"] = largest_credit / 100
-    f["cash_withdrawals_30d_count"] = cash_n
-    f["cash_withdrawals_30d_amount"] = cash_amount / 100
-    f["cash_fees_30d"] = cash_fees / 100
-    f["fx_fees_30d"] = fx_fees / 100
-    f["round_up_potential_30d"] = round_up / 100
+    f["income_30d"] = sum(p for p, fl in rows if fl & CREDIT and not fl & OWN) / 100
+    f["largest_debit_30d"] = max(debits, default=0) / 100
+    f["largest_credit_30d"] = max(credits, default=0) / 100
+    cash = [p for p, fl in rows if fl & CASH]
+    f["cash_withdrawals_30d_count"] = len(cash)
+    f["cash_withdrawals_30d_amount"] = sum(cash) / 100
+    f["cash_fees_30d"] = sum(p for p, fl in rows if fl & FEE_CASH) / 100
+    f["fx_fees_30d"] = sum(p for p, fl in rows if fl & FEE_FX) / 100
+    f["round_up_potential_30d"] = sum(100 - p % 100 for p, fl in rows if fl & CARD and p % 100) / 100
+
+
+def _merchant_activity(c: _Context) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, int], list[int]]]:
+    """Net spend and debit count per merchant, and debit days per (merchant, amount), over 30 days."""
+    lo, hi = c.ledger()
+    l_days, l_pence, l_flags, l_merchants = c.state.ledger
+    m_spend: dict[str, int] = {}
+    m_count: dict[str, int] = {}
+    charges: dict[tuple[str, int], list[int]] = {}
+    for i in range(lo, hi):
+        merchant, flags = l_merchants[i], l_flags[i]
+        if not merchant or flags & OWN:
+            continue
+        pence = l_pence[i]
+        if flags & CREDIT:
+            if flags & REFUND:
+                m_spend[merchant] = m_spend.get(merchant, 0) - pence
+            continue
+        m_spend[merchant] = m_spend.get(merchant, 0) + pence
+        m_count[merchant] = m_count.get(merchant, 0) + 1
+        charges.setdefault((merchant, pence), []).append(l_days[i])
+    return m_spend, m_count, charges
 
 
 def _g_duplicates(c: _Context) -> None:
     """Same merchant and amount charged again within 2 days: one item per merchant (the latest)."""
     duplicates: dict[str, dict[str, object]] = {}
     latest: dict[str, int] = {}
-    for (merchant, pence), days in c.ledger()[10].items():
+    for (merchant, pence), days in _merchant_activity(c)[2].items():
+        if len(days) < 2:
+            continue
         for j in range(len(days) - 1, 0, -1):
             if days[j] - days[j - 1] <= 2:
                 count = 2
@@ -260,7 +267,7 @@ def _g_categories(c: _Context) -> None:
 def _g_merchants(c: _Context) -> None:
     """The top merchants by net 30-day spend (fully refunded ones drop out), 90-day spend from histories."""
     t = c.t
-    m_spend, m_count = c.ledger()[8:10]
+    m_spend, m_count, _ = _merchant_activity(c)
     top = sorted(((m, p) for m, p in m_spend.items() if p > 0), key=lambda kv: (-kv[1], kv[0]))[:TOP_MERCHANTS]
     merchants = []
     for merchant, pence in top:
@@ -278,10 +285,10 @@ def _g_merchants(c: _Context) -> None:
 
 def _g_recurring(c: _Context) -> None:
     t = c.t
-    m_count = c.ledger()[9]
+    m_count = c.merchant_counts()
     recurring = []
     for merchant in sorted(c.state.streams):
-        (cadence, typical, last, previous, first_day, last_day, count, _, trial, next_day) = \
+        (cadence, typical, last, previous, first_day, last_day, count, _, trial, next_day, category) = \
             c.state.streams[merchant]
         period = CADENCE_DAYS[cadence]
         since = t - last_day
@@ -293,9 +300,8 @@ def _g_recurring(c: _Context) -> None:
             if d <= t:
                 in_window += 1
             d -= period
-        entry = c.state.merchants.get(merchant)
         recurring.append({
-            "merchant": merchant, "category": entry[0] if entry is not None else "other",
+            "merchant": merchant, "category": category,
             "cadence": cadence, "typical_amount": typical / 100, "last_amount": last / 100,
             "previous_amount": previous / 100,
             "price_change_pct": (last / previous - 1) if previous > 0 else None,
