@@ -69,8 +69,8 @@ class JsonLinesSink:
         self.count = 0
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
-        dumps = orjson.dumps
-        self._fh.write(b"".join([dumps(r) + b"\n" for r in records]))
+        dumps, nl = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        self._fh.write(b"".join([dumps(r, option=nl) for r in records]))
         self.count += len(records)
 
     def close(self) -> str:
