@@ -44,6 +44,8 @@ PROBES: dict[str, Callable[[Settings], str | None]] = {
     "kafka": kafka_probe, "dynamodb": dynamodb_probe, "connect": connect_probe,
 }
 LOG_TAIL_ON_FAILURE = 40
+ERROR_LINES = 10
+ERROR_WORDS = (" ERROR ", " FATAL ", "Exception", "Error:", "error:")
 
 Echo = Callable[[str], None]
 
@@ -119,9 +121,18 @@ def _owned_record(layout: StackLayout, service: str) -> procs.ProcessRecord | No
 
 
 def _log_tail(layout: StackLayout, service: str, lines: int = LOG_TAIL_ON_FAILURE) -> str:
+    """The log's last lines, preceded by the first errors of this start: a JVM that fails early logs its
+    cause (say, a port in use) and then dozens of shutdown lines that would push it out of the tail."""
     path = layout.log_file(service)
-    body = "\n".join(f"  | {line}" for line in procs.tail(path, lines)) or "  | (empty)"
-    return f"last {lines} lines of {path}:\n{body}"
+    recent = procs.tail(path, 5000)
+    starts = [i for i, line in enumerate(recent) if line.startswith(procs.START_MARKER)]
+    this_start = recent[starts[-1]:] if starts else recent
+    errors = [line for line in this_start if any(word in line for word in ERROR_WORDS)][:ERROR_LINES]
+    last = "\n".join(f"  | {line}" for line in recent[-lines:]) or "  | (empty)"
+    text = f"last {lines} lines of {path}:\n{last}"
+    if errors:
+        text = "first errors of this start:\n" + "\n".join(f"  ! {line}" for line in errors) + "\n" + text
+    return text
 
 
 def _format_kafka_storage(layout: StackLayout, echo: Echo) -> None:

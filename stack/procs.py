@@ -26,6 +26,7 @@ __all__ = [
     "rss_bytes",
     "tail",
     "rotate_log",
+    "START_MARKER",
 ]
 
 # Popen objects of children started by this Python process: kept so they can be reaped (no zombies,
@@ -33,6 +34,7 @@ __all__ = [
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 LOG_ROTATE_BYTES = 50 * 1024 * 1024
+START_MARKER = "====="  # begins the line spawn() writes into the log before each start
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def spawn(
     """Start cmd detached from our terminal (its own session), output appended to log_path."""
     rotate_log(log_path)
     with log_path.open("ab") as log:
-        log.write(f"\n===== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
+        log.write(f"\n{START_MARKER} {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
         log.flush()
         child = subprocess.Popen(
             list(cmd), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

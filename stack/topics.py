@@ -7,8 +7,10 @@ cleanup policy can delete data): it is reported and the command fails, so an ope
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
@@ -56,8 +58,15 @@ class TopicsReport:
             )
 
 
+_quiet = logging.getLogger("stack.topics.librdkafka")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
 def admin_client(bootstrap_servers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 10000})
+    """An AdminClient whose librdkafka chatter is dropped: failures surface as exceptions instead."""
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 10000, "logger": _quiet}
+    return AdminClient(conf)
 
 
 def _same_value(setting: str, declared: str, actual: str) -> bool:
