@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import importlib
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -139,8 +140,6 @@ def _format_kafka_storage(layout: StackLayout, echo: Echo) -> None:
     """Format the KRaft log dir once (what kafka-storage.sh format does); later starts reuse it."""
     if (layout.kafka_data_dir / "meta.properties").exists():
         return
-    import subprocess
-
     cmd = configs.jvm_command(
         layout, "tool", configs.STORAGE_TOOL_MAIN, "format",
         "-t", configs.new_cluster_id(), "-c", str(layout.config_dir / "server.properties"),
