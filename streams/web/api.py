@@ -43,7 +43,7 @@ CUSTOMER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 RULE_ID_RE = re.compile(r"[a-z][a-z0-9_]{2,63}")
 SWEEP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:#-]{0,127}")
 MAX_RULE_SOURCE = 64 * 1024
-MAX_BACKTEST_CUSTOMERS = 5000
+MAX_BACKTEST_CUSTOMERS = 1000
 MAX_PAGE = 100
 READINESS_TIMEOUT_S = 5.0
 
@@ -105,6 +105,13 @@ def _string_field(body: Mapping[str, Any], name: str, pattern: re.Pattern[str], 
         raise _fail(422, "missing_field", f"{name} is required", name)
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise _fail(422, "invalid_field", f"{name} must be {what}", name)
+    return value
+
+
+def _int_field(body: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(422, "invalid_field", f"{name} must be a whole number from {low} to {high}", name)
     return value
 
 
@@ -170,9 +177,25 @@ def _issues(exc: RuleValidationError) -> list[dict[str, Any]]:
     return [{"line": e.line, "column": e.column, "message": e.message, "code": e.code} for e in exc.errors]
 
 
-async def _compile(source: str) -> CompiledRule:
-    """Compile off the event loop (a long rule takes milliseconds; the loop serves others meanwhile)."""
-    return await asyncio.to_thread(compile_rule, source, "<request>")
+def _check_sync(source: str, run_examples: bool) -> tuple[CompiledRule | None, list[dict[str, Any]]]:
+    from core.rules.examples import run_examples as examples_of
+
+    try:
+        rule = compile_rule(source, "<request>")
+    except RuleValidationError as exc:
+        return None, _issues(exc)
+    if not run_examples:
+        return rule, []
+    failing = [{"line": r.line, "column": 1, "code": "example-failed",
+                "message": f"example '{r.example}' fails: {'; '.join(r.problems)}"}
+               for r in examples_of(rule) if not r.passed]
+    return rule, failing
+
+
+async def _check(source: str, *, run_examples: bool = True) -> tuple[CompiledRule | None, list[dict[str, Any]]]:
+    """Compile (and run the rule's own examples) off the event loop: the rule, and every problem found.
+    A rule whose examples fail is not publishable, so validation reports them as errors too."""
+    return await asyncio.to_thread(_check_sync, source, run_examples)
 
 
 def _backend(request: web.Request) -> ApiBackend:
@@ -227,22 +250,21 @@ async def delete_customer(request: web.Request) -> web.Response:
 
 async def post_validate(request: web.Request) -> web.Response:
     source = await _rule_source(request)
-    try:
-        rule = await _compile(source)
-    except RuleValidationError as exc:
-        return web.json_response({"valid": False, "errors": _issues(exc)})
-    return web.json_response({"valid": True, "errors": [], "rule": rule.describe()})
+    rule, issues = await _check(source)
+    body: dict[str, Any] = {"valid": not issues, "errors": issues}
+    if rule is not None:
+        body["rule"] = rule.describe()
+    return web.json_response(body)
 
 
 async def post_rule(request: web.Request) -> web.Response:
     source = await _rule_source(request)
-    try:
-        rule = await _compile(source)
-    except RuleValidationError as exc:
-        raise _fail(422, "invalid_rule", f"the rule has {len(exc.errors)} error(s); nothing was published",
-                    "source", errors=_issues(exc)) from None
+    rule, issues = await _check(source)
+    if rule is None or issues:
+        raise _fail(422, "invalid_rule", f"the rule has {len(issues)} error(s); nothing was published",
+                    "source", errors=issues)
     result = await _backend(request).publish_rule(rule, _key(request).name)
-    return web.json_response(result, status=201)
+    return web.json_response(result, status=200 if result.get("unchanged") else 201)
 
 
 async def get_rules(request: web.Request) -> web.Response:
@@ -263,17 +285,13 @@ async def delete_rule(request: web.Request) -> web.Response:
 async def post_backtest(request: web.Request) -> web.Response:
     body = await _json_object(request)
     source = await _rule_source(request, body)
-    customers = body.get("customers", 200)
-    if isinstance(customers, bool) or not isinstance(customers, int) \
-            or not 1 <= customers <= MAX_BACKTEST_CUSTOMERS:
-        raise _fail(422, "invalid_field", f"customers must be a whole number from 1 to {MAX_BACKTEST_CUSTOMERS}",
-                    "customers")
-    try:
-        rule = await _compile(source)
-    except RuleValidationError as exc:
-        raise _fail(422, "invalid_rule", f"the rule has {len(exc.errors)} error(s)", "source",
-                    errors=_issues(exc)) from None
-    return web.json_response(await _backend(request).backtest(rule, customers))
+    customers = _int_field(body, "customers", 100, 1, MAX_BACKTEST_CUSTOMERS)
+    days = _int_field(body, "days", 180, 30, 400)
+    seed = _int_field(body, "seed", 42, 0, 2**31 - 1)
+    rule, issues = await _check(source, run_examples=False)
+    if rule is None:
+        raise _fail(422, "invalid_rule", f"the rule has {len(issues)} error(s)", "source", errors=issues)
+    return web.json_response(await _backend(request).backtest(rule, customers, days=days, seed=seed))
 
 
 async def post_sweep(request: web.Request) -> web.Response:

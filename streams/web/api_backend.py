@@ -92,15 +92,17 @@ class ApiBackend(Protocol):
         ...
 
     async def publish_rule(self, rule: CompiledRule, author: str) -> dict[str, Any]:
-        """Publish a validated rule as version latest + 1; returns at least rule_id and version."""
+        """Publish a validated rule as version latest + 1; returns at least rule_id and version, and
+        ``unchanged: true`` (nothing published) when it equals the latest version."""
         ...
 
     async def delete_rule(self, rule_id: str, author: str) -> dict[str, Any]:
         """Withdraw a rule (its scores are deleted by the workers); ``NotFound`` if unknown or deleted."""
         ...
 
-    async def backtest(self, rule: CompiledRule, customers: int) -> dict[str, Any]:
-        """Run a draft over ``customers`` simulated customers: customers, fired, hit_rate, histogram."""
+    async def backtest(self, rule: CompiledRule, customers: int, *, days: int, seed: int) -> dict[str, Any]:
+        """Run a draft over ``customers`` simulated customers with ``days`` of history (deterministic from
+        ``seed``): customers, fired, hit_rate, histogram [{low, high, count}], and what else is known."""
         ...
 
     async def start_sweep(self, rule_ids: list[str], *, dry_run: bool, requested_by: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -43,7 +43,9 @@ __all__ = [
     "KafkaSweeps",
     "StackBackend",
     "decode_cursor",
+    "SimulatedBacktest",
     "encode_cursor",
+    "histogram",
     "rank_insights",
     "with_version",
 ]
@@ -56,7 +58,9 @@ CUSTOMERS_TOPIC = "customers"
 
 ScoreFn = Callable[[str, str], Awaitable[Mapping[str, Any]]]
 ReadinessFn = Callable[[], Awaitable[Mapping[str, Check]]]
-BacktestFn = Callable[[CompiledRule, int], Awaitable[dict[str, Any]]]
+class BacktestFn(Protocol):
+    def __call__(self, rule: CompiledRule, customers: int, *, days: int, seed: int) -> Awaitable[dict[str, Any]]:
+        ...
 
 
 # -- insights: ranking and paging (pure) ------------------------------------------------------------------
@@ -271,79 +275,153 @@ def _summary(change: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class KafkaRules:
-    """The ``rules`` topic: every version still on it, per rule."""
+def _published_summary(p: Any) -> dict[str, Any]:
+    """The summary of a :class:`streams.rules_cli.Published` (the latest record of a rule)."""
+    return _summary({"rule_id": p.rule_id, "version": p.version, "deleted": p.deleted, "source": p.source,
+                     "published_at": p.published_at, "author": p.author or None})
 
-    def __init__(self, settings: Settings, producer: _Producer | None = None) -> None:
+
+class KafkaRules:
+    """The ``rules`` topic, through the rules tooling (``streams/rules_cli.py``: ``read_published`` for the
+    latest record of each rule, its producer for new records), plus the full history for one rule."""
+
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._producer = producer or _Producer(settings)
         self._publishing = asyncio.Lock()
 
-    def _read_sync(self) -> dict[str, list[dict[str, Any]]]:
+    async def latest(self) -> dict[str, Any]:
+        from streams.rules_cli import read_published
+
+        result: dict[str, Any] = await _blocking(read_published, self.settings, what="reading the rules topic")
+        return result
+
+    def _history_sync(self, rule_id: str) -> list[dict[str, Any]]:
         from streams.sweeps import read_topic
 
         codec = default_codec()
-        versions: dict[str, list[dict[str, Any]]] = {}
+        key = rule_id.encode()
+        changes: list[dict[str, Any]] = []
         for msg in read_topic(self.settings, RULES_TOPIC):
-            if msg.value() is None:
-                continue  # a tombstone: compaction then drops the rule's records; the flag marks deletion
+            if msg.key() != key or msg.value() is None:
+                continue
             try:
-                change = codec.decode(msg.value(), expect="RuleChange")
+                changes.append(codec.decode(msg.value(), expect="RuleChange"))
             except DecodeError:
                 continue  # the catalogue feed dead-letters it; it is no version of anything
-            versions.setdefault(change["rule_id"], []).append(change)
-        for changes in versions.values():
-            changes.sort(key=lambda c: c["version"])
-        return versions
+        return sorted(changes, key=lambda c: c["version"])
 
-    async def versions(self) -> dict[str, list[dict[str, Any]]]:
-        result: dict[str, list[dict[str, Any]]] = await _blocking(self._read_sync, what="reading the rules topic")
-        return result
+    async def _produce(self, record: dict[str, Any]) -> None:
+        from streams.rules_cli import _produce
+
+        await _blocking(_produce, self.settings, [record], what="publishing to the rules topic")
 
     async def list_rules(self, *, include_deleted: bool) -> list[dict[str, Any]]:
-        rules = [_summary(changes[-1]) for changes in (await self.versions()).values()]
+        rules = [_published_summary(p) for p in (await self.latest()).values()]
         return sorted((r for r in rules if include_deleted or not r["deleted"]), key=lambda r: r["rule_id"])
 
     async def get_rule(self, rule_id: str) -> dict[str, Any]:
-        changes = (await self.versions()).get(rule_id)
+        changes: list[dict[str, Any]] = await _blocking(self._history_sync, rule_id, what="reading the rules topic")
         if not changes:
             raise NotFound("rule", rule_id)
         latest = changes[-1]
-        history = [_summary(c) for c in changes]
         numbers = [c["version"] for c in changes]
         return _summary(latest) | {
             "source": latest.get("source"),
-            "history": history,
+            "history": [_summary(c) for c in changes],
             "history_complete": numbers == list(range(1, numbers[-1] + 1)),
         }
 
-    async def _publish(self, change: dict[str, Any]) -> None:
-        value = default_codec().encode("RuleChange", change)
-        await self._producer.send(RULES_TOPIC, change["rule_id"].encode(), value)
-
     async def publish_rule(self, rule: CompiledRule, author: str) -> dict[str, Any]:
+        from streams.rules_cli import _record
+
         async with self._publishing:  # one publisher per process; versions come from the topic itself
-            previous = (await self.versions()).get(rule.id) or []
-            latest = previous[-1]["version"] if previous else 0
+            current = (await self.latest()).get(rule.id)
+            latest = current.version if current is not None else 0
+            if current is not None and not current.deleted and current.source == with_version(rule.source, latest):
+                return {"rule_id": rule.id, "version": latest, "previous_version": latest, "unchanged": True,
+                        "published_at": _iso(current.published_at)}
             version = latest + 1
             source = rule.source if rule.version == version else with_version(rule.source, version)
             compiled = compile_rule(source, filename=f"rules/{rule.id}@{version}")  # the text published
-            now = datetime.now(UTC)
-            await self._publish({"rule_id": compiled.id, "version": version, "source": source, "deleted": False,
-                                 "published_at": now, "author": author})
+            record = _record(compiled.id, version, source, False, author)
+            await self._produce(record)
         return {"rule_id": compiled.id, "version": version, "previous_version": latest or None,
-                "published_at": now.isoformat(), "source_version_rewritten": source != rule.source}
+                "published_at": _iso(record["published_at"]), "unchanged": False}
 
     async def delete_rule(self, rule_id: str, author: str) -> dict[str, Any]:
+        from streams.rules_cli import _record
+
         async with self._publishing:
-            changes = (await self.versions()).get(rule_id)
-            if not changes or changes[-1].get("deleted"):
+            current = (await self.latest()).get(rule_id)
+            if current is None or current.deleted:
                 raise NotFound("rule", rule_id)
-            latest = changes[-1]
-            change = {"rule_id": rule_id, "version": latest["version"] + 1, "source": latest["source"],
-                      "deleted": True, "published_at": datetime.now(UTC), "author": author}
-            await self._publish(change)
-        return _summary(change)
+            record = _record(rule_id, current.version + 1, current.source, True, author)
+            await self._produce(record)
+        return _summary(record)
+
+
+# -- backtest -------------------------------------------------------------------------------------------
+
+def histogram(scores: Iterable[float], bins: int = 20) -> list[dict[str, Any]]:
+    """Counts of scores in ``bins`` equal bins over [0, 1] (a score of 1 falls in the last bin)."""
+    counts = [0] * bins
+    for score in scores:
+        counts[min(bins - 1, max(0, int(score * bins)))] += 1
+    return [{"low": round(i / bins, 6), "high": round((i + 1) / bins, 6), "count": c} for i, c in enumerate(counts)]
+
+
+class SimulatedBacktest:
+    """Backtests through the rules tooling (``bench/backtest_rules.py``): simulated customers folded into
+    features, the draft evaluated at each of their last 30 day-ends, overlap with the live rules.
+
+    About 0.2 s per customer with 180 days of history on one core, so one runs at a time (the others
+    wait) and the API caps ``customers``.
+    """
+
+    def __init__(self, rules: KafkaRules) -> None:
+        self.rules = rules
+        self._one_at_a_time = asyncio.Semaphore(1)
+
+    async def _live_catalogue(self) -> Any:
+        from core.rules import Catalogue, RuleValidationError
+
+        compiled = []
+        try:
+            latest = await self.rules.latest()
+        except Unavailable:
+            return Catalogue([])  # overlap is a bonus; the backtest itself needs no Kafka
+        for p in latest.values():
+            if p.deleted:
+                continue
+            try:
+                compiled.append(compile_rule(p.source, filename=f"rules/{p.rule_id}@{p.version}"))
+            except RuleValidationError:
+                continue
+        return Catalogue(compiled)
+
+    async def __call__(self, rule: CompiledRule, customers: int, *, days: int, seed: int) -> dict[str, Any]:
+        from bench.backtest_rules import backtest
+
+        catalogue = await self._live_catalogue()
+        async with self._one_at_a_time:
+            result = await asyncio.to_thread(backtest, rule, catalogue, customers, seed, days)
+        evaluated = max(result.customers, 1)
+        return {
+            "rule_id": rule.id,
+            "customers": result.customers,
+            "fired": result.customers_hit,
+            "hit_rate": result.customers_hit / evaluated,
+            "histogram": histogram(result.scores),
+            "evaluations": result.evaluations,
+            "eligible_evaluations": result.eligible_evaluations,
+            "top_reasons_not_eligible": [{"reason": r, "count": n} for r, n in result.reasons.most_common(5)],
+            "overlap": [{"rule_id": r, "evaluations": n} for r, n in result.overlap.most_common(5)],
+            "errors": [{"error": e, "count": n} for e, n in result.errors.most_common(5)],
+            "samples": list(result.samples),
+            "seed": seed,
+            "days": days,
+            "seconds": round(result.seconds, 3),
+        }
 
 
 # -- sweeps ---------------------------------------------------------------------------------------------
@@ -437,14 +515,13 @@ class StackBackend:
     def __init__(self, settings: Settings, *, score: ScoreFn, readiness: ReadinessFn | None = None,
                  backtest: BacktestFn | None = None) -> None:
         self.settings = settings
-        producer = _Producer(settings)
         self.insights_store = DynamoInsights(settings)
-        self.rules = KafkaRules(settings, producer)
+        self.rules = KafkaRules(settings)
         self.sweeps = KafkaSweeps(settings)
-        self.customers = KafkaCustomers(settings, self.insights_store, producer)
+        self.customers = KafkaCustomers(settings, self.insights_store)
         self._score = score
         self._readiness = readiness
-        self._backtest = backtest
+        self._backtest: BacktestFn = backtest or SimulatedBacktest(self.rules)
 
     async def score(self, customer_id: str, rule_id: str) -> Mapping[str, Any]:
         return await self._score(customer_id, rule_id)
@@ -466,10 +543,8 @@ class StackBackend:
     async def delete_rule(self, rule_id: str, author: str) -> dict[str, Any]:
         return await self.rules.delete_rule(rule_id, author)
 
-    async def backtest(self, rule: CompiledRule, customers: int) -> dict[str, Any]:
-        if self._backtest is None:
-            raise ApiError(501, "not_configured", "this server has no backtest configured")
-        return await self._backtest(rule, customers)
+    async def backtest(self, rule: CompiledRule, customers: int, *, days: int, seed: int) -> dict[str, Any]:
+        return await self._backtest(rule, customers, days=days, seed=seed)
 
     async def start_sweep(self, rule_ids: list[str], *, dry_run: bool, requested_by: str) -> dict[str, Any]:
         if rule_ids:

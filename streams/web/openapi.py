@@ -142,17 +142,27 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["rule_id", "version"],
         "properties": {"rule_id": {"type": "string"}, "version": {"type": "integer"},
                        "previous_version": {"type": ["integer", "null"]},
-                       "published_at": {"type": "string"}},
+                       "published_at": {"type": ["string", "null"]}, "unchanged": {"type": "boolean"}},
     },
     "BacktestRequest": {
         "type": "object", "required": ["source"],
         "properties": {"source": {"type": "string", "minLength": 1},
-                       "customers": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 200}},
+                       "customers": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100,
+                                     "description": "Simulated customers (about 0.2 s each)."},
+                       "days": {"type": "integer", "minimum": 30, "maximum": 400, "default": 180,
+                                "description": "Days of simulated history per customer."},
+                       "seed": {"type": "integer", "minimum": 0, "maximum": 2147483647, "default": 42}},
     },
     "Backtest": {
         "type": "object", "required": ["customers", "fired", "hit_rate", "histogram"],
         "properties": {
-            "customers": {"type": "integer"}, "fired": {"type": "integer"}, "hit_rate": {"type": "number"},
+            "customers": {"type": "integer"},
+            "fired": {"type": "integer", "description": "Customers it was eligible for at least once."},
+            "hit_rate": {"type": "number"},
+            "evaluations": {"type": "integer", "description": "Evaluations (each customer's last 30 day-ends)."},
+            "eligible_evaluations": {"type": "integer"},
+            "overlap": {"type": "array", "items": {"type": "object"},
+                        "description": "Live rules most often eligible together with this one."},
             "histogram": {"type": "array", "items": {"type": "object", "required": ["low", "high", "count"],
                           "properties": {"low": {"type": "number"}, "high": {"type": "number"},
                                          "count": {"type": "integer"}}}},
@@ -237,7 +247,9 @@ def _paths() -> dict[str, Any]:
             requestBody={"required": True, "content": {"application/json": {"schema": _ref("BacktestRequest")}}})},
         "/v1/rules": {
             "post": _op("Publish a new version of a rule", "rules:write",
-                        {"201": _json(_ref("Published"), "Published as the latest version + 1.")},
+                        {"201": _json(_ref("Published"), "Published as the latest version + 1."),
+                         "200": _json(_ref("Published"), "Identical to the latest version: nothing published "
+                                                         "(`unchanged: true`).")},
                         errors=(400, 413, 415, 422, 503), requestBody=_rule_source_body("The rule's YAML."),
                         description="The version is the latest published + 1 (the YAML's `version` is set "
                                     "to it); an invalid rule is refused with 422 and its errors."),

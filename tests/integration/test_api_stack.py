@@ -63,6 +63,9 @@ async def test_rules_publish_list_history_delete(client: TestClient[Any, Any]) -
     assert [h["version"] for h in detail["history"]] == [1, 2] and detail["history_complete"] is True
     assert "version: 2" in detail["source"] and "£50" in detail["source"]
 
+    resp = await client.post("/v1/rules", json={"source": rule_yaml(rule_id, 50)}, headers=ADMIN)
+    assert resp.status == 200 and (await resp.json())["unchanged"] is True  # same rule again: no version 3
+
     invalid = rule_yaml(rule_id, 10).replace("kind: insight", "kind: nope")
     resp = await client.post("/v1/rules", json={"source": invalid}, headers=ADMIN)
     assert resp.status == 422 and (await resp.json())["errors"][0]["line"] == 4
@@ -167,3 +170,18 @@ async def test_stores_down_is_503_not_500() -> None:
         resp = await c.get("/readyz")
         body = await resp.json()
         assert resp.status == 503 and set(body["failing"]) == {"kafka", "dynamodb"}
+
+
+async def test_backtest_on_simulated_customers(client: TestClient[Any, Any]) -> None:
+    source = (await (await client.get("/v1/rules", headers=ADMIN)).json())  # the live rules feed the overlap
+    assert isinstance(source["rules"], list)
+    body = {"source": rule_yaml("it_api_backtest", 10_000), "customers": 4, "days": 60, "seed": 3}
+    resp = await client.post("/v1/rules:backtest", json=body, headers=ADMIN)
+    result = await resp.json()
+    assert resp.status == 200, result
+    assert result["customers"] == 4 and 1 <= result["fired"] <= 4  # most simulated balances are under £10k
+    assert result["hit_rate"] == result["fired"] / 4
+    assert result["evaluations"] == 4 * 30
+    assert sum(b["count"] for b in result["histogram"]) == result["eligible_evaluations"]
+    again = await (await client.post("/v1/rules:backtest", json=body, headers=ADMIN)).json()
+    assert again["histogram"] == result["histogram"]  # deterministic from the seed

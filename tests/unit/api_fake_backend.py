@@ -80,6 +80,9 @@ class FakeBackend:
 
     async def publish_rule(self, rule: CompiledRule, author: str) -> dict[str, Any]:
         changes = self.versions.setdefault(rule.id, [])
+        if changes and not changes[-1]["deleted"] and changes[-1]["source"] == with_version(
+                rule.source, changes[-1]["version"]):
+            return {"rule_id": rule.id, "version": changes[-1]["version"], "unchanged": True}
         version = (changes[-1]["version"] if changes else 0) + 1
         changes.append({"rule_id": rule.id, "version": version, "source": with_version(rule.source, version),
                         "deleted": False, "published_at": datetime.now(UTC).isoformat(), "author": author})
@@ -93,7 +96,8 @@ class FakeBackend:
         changes.append(change)
         return self._summary(change)
 
-    async def backtest(self, rule: CompiledRule, customers: int) -> dict[str, Any]:
+    async def backtest(self, rule: CompiledRule, customers: int, *, days: int, seed: int) -> dict[str, Any]:
+        self.calls.append(("backtest", (rule.id, customers, days, seed)))
         scores = []
         population = list(self.features.values()) or [{}]
         for i in range(customers):

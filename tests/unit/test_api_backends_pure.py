@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from core.rules import compile_rule
 from streams.sweeps import SweepProgress
 from streams.web.api_backend import ApiError
-from streams.web.backends import decode_cursor, insight_from_item, rank_insights, sweep_view, with_version
+from streams.web.backends import (
+    decode_cursor,
+    histogram,
+    insight_from_item,
+    rank_insights,
+    sweep_view,
+    with_version,
+)
 
 
 def item(rule_id: str, score: float | None, eligible: bool = True) -> dict[str, object]:
@@ -92,3 +99,10 @@ def test_sweep_view_eta() -> None:
     progress.partitions[0] = {"customers": 300, "evaluations": 2400, "offset": 10}
     done = sweep_view(progress)
     assert done["done"] is True and done["eta_seconds"] is None
+
+
+def test_histogram_bins_cover_zero_to_one() -> None:
+    bins = histogram([0.0, 0.04, 0.05, 0.5, 0.999, 1.0], bins=20)
+    assert len(bins) == 20 and bins[0] == {"low": 0.0, "high": 0.05, "count": 2}
+    assert bins[1]["count"] == 1 and bins[10]["count"] == 1 and bins[19] == {"low": 0.95, "high": 1.0, "count": 2}
+    assert sum(b["count"] for b in histogram([])) == 0

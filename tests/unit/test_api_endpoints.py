@@ -288,6 +288,39 @@ async def test_publish_versions_list_history_delete(client: TestClient[Any, Any]
     assert err["field"] == "rule_id"
 
 
+async def test_republishing_the_same_rule_changes_nothing(client: TestClient[Any, Any],
+                                                          backend: FakeBackend) -> None:
+    assert (await client.post("/v1/rules", json={"source": rule_source()}, headers=auth("author"))).status == 201
+    resp = await client.post("/v1/rules", json={"source": rule_source()}, headers=auth("author"))
+    assert resp.status == 200 and (await resp.json()) == {"rule_id": "low_balance", "version": 1, "unchanged": True}
+    assert len(backend.versions["low_balance"]) == 1
+
+
+def with_example(expect: str) -> str:
+    return rule_source() + (
+        "examples:\n"
+        "  - name: forty pounds\n"
+        "    features: {balance_current: 40.0}\n"
+        f"    expect: {expect}\n"
+    )
+
+
+async def test_failing_examples_make_a_rule_invalid(client: TestClient[Any, Any], backend: FakeBackend) -> None:
+    good = await (await client.post("/v1/rules:validate", json={"source": with_example("{eligible: true}")},
+                                    headers=auth("author"))).json()
+    assert good["valid"] is True
+    bad_source = with_example("{eligible: false}")
+    bad = await (await client.post("/v1/rules:validate", json={"source": bad_source}, headers=auth("author"))).json()
+    assert bad["valid"] is False and bad["rule"]["id"] == "low_balance"
+    assert bad["errors"][0]["code"] == "example-failed" and bad["errors"][0]["line"] == 11
+    assert "forty pounds" in bad["errors"][0]["message"]
+    resp = await client.post("/v1/rules", json={"source": bad_source}, headers=auth("author"))
+    assert resp.status == 422 and (await resp.json())["errors"][0]["code"] == "example-failed"
+    assert backend.versions == {}
+    resp = await client.post("/v1/rules:backtest", json={"source": bad_source, "customers": 2}, headers=auth("author"))
+    assert resp.status == 200  # a backtest explores a draft; its examples need not pass yet
+
+
 async def test_publish_refuses_invalid_rule_with_errors(client: TestClient[Any, Any], backend: FakeBackend) -> None:
     bad = rule_source().replace("kind: alert", "kind: shout")
     resp = await client.post("/v1/rules", json={"source": bad}, headers=auth("author"))
@@ -308,17 +341,22 @@ async def test_rule_source_errors(client: TestClient[Any, Any], body: Any, statu
         assert err["field"] == field
 
 
-async def test_backtest(client: TestClient[Any, Any]) -> None:
+async def test_backtest(client: TestClient[Any, Any], backend: FakeBackend) -> None:
     resp = await client.post("/v1/rules:backtest", json={"source": rule_source(), "customers": 10},
                              headers=auth("author"))
     body = await resp.json()
     assert resp.status == 200
     assert body["customers"] == 10 and body["fired"] == 5 and body["hit_rate"] == 0.5
     assert sum(b["count"] for b in body["histogram"]) == 5
-    for customers in (0, 5001, "ten", True):
+    assert ("backtest", ("low_balance", 10, 180, 42)) in backend.calls  # defaults: 180 days, seed 42
+    await client.post("/v1/rules:backtest", json={"source": rule_source(), "customers": 3, "days": 60, "seed": 7},
+                      headers=auth("author"))
+    assert ("backtest", ("low_balance", 3, 60, 7)) in backend.calls
+    for name, value in (("customers", 0), ("customers", 1001), ("customers", "ten"), ("customers", True),
+                        ("days", 10), ("seed", -1)):
         err = await error_of(await client.post("/v1/rules:backtest", json={"source": rule_source(),
-                                               "customers": customers}, headers=auth("author")), 422)
-        assert err["field"] == "customers"
+                                               name: value}, headers=auth("author")), 422)
+        assert err["field"] == name
     resp = await client.post("/v1/rules:backtest", json={"source": "id: x"}, headers=auth("author"))
     assert (await error_of(resp, 422))["code"] == "invalid_rule"
 
