@@ -42,6 +42,7 @@ __all__ = [
     "KafkaRules",
     "KafkaSweeps",
     "StackBackend",
+    "create_stack_api",
     "decode_cursor",
     "SimulatedBacktest",
     "encode_cursor",
@@ -583,3 +584,25 @@ class StackBackend:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return Check(False, f"Kafka metadata request failed: {type(exc).__name__}")
         return Check(True, f"{brokers} broker(s) reachable")
+
+
+def create_stack_api(settings: Settings, *, score: ScoreFn, readiness: ReadinessFn | None = None,
+                     extra_routes: Iterable[Any] = (), keys: Any = None, **options: Any) -> Any:
+    """The worker's web app on the real stack: :class:`StackBackend` plus the API keys configured by
+    ``NUDGE_API_KEYS_FILE`` / ``NUDGE_API_KEYS`` or else the file ``nudge apikey create`` writes.
+
+    :param options: passed to :func:`streams.web.api.create_api` (``client_max_size``, ``rate_limit``).
+    Serve it with ``web.AppRunner(app, access_log_class=RedactingAccessLogger)`` (``streams/web/ingest.py``)
+    so customer ids in paths never reach the access log; mount the ingestion endpoint with
+    ``add_ingest_routes(app, config)``.
+    """
+    from streams.web.api import create_api
+    from streams.web.apikey_cli import default_keys_file
+    from streams.web.auth import ApiKeyStore
+
+    if keys is None:
+        keys = ApiKeyStore.from_env(default_file=default_keys_file())
+        if not len(keys):
+            log.warning("no API keys configured: every /v1 request will be refused (see `nudge apikey create`)")
+    backend = StackBackend(settings, score=score, readiness=readiness)
+    return create_api(backend, keys, extra_routes=extra_routes, **options)

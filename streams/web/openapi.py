@@ -301,8 +301,18 @@ def _document() -> dict[str, Any]:
         "info": {
             "title": "nudgestream API",
             "version": "1.0.0",
-            "description": "Real-time insights for open banking: scores, insights, rules, sweeps, erasure. "
-                           "Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`.",
+            "description": (
+                "Real-time insights for open banking: scores, insights, rules, sweeps, erasure.\n\n"
+                "Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`; `field` names the part "
+                "of the request at fault.\n\n"
+                "Access: an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys carry scopes "
+                "(`insights:read`, `score`, `rules:write`, `sweeps:run`, `customers:erase`, "
+                "`transactions:write`; `admin` implies all) and may be limited to some customers, in which "
+                "case another customer's data answers 403. Servers keep only SHA-256 hashes of keys, in "
+                "the JSON file named by `NUDGE_API_KEYS_FILE` (`{\"<sha256>\": {\"name\", \"scopes\", "
+                "\"customers\"}}`, written by `nudge apikey create --name N --scopes a,b [--customers c1,c2]`) "
+                "or in `NUDGE_API_KEYS`. Each key has its own rate limit (429 with Retry-After)."
+            ),
         },
         "servers": [{"url": "/"}],
         "paths": _paths(),

@@ -118,3 +118,23 @@ def test_apikey_registers_on_the_nudge_parser() -> None:
     apikey_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["apikey", "create", "--name", "n", "--scopes", "score"])
     assert args.handler is apikey_cli.run_create
+
+
+async def test_stack_api_reads_the_keys_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's app serves the keys `nudge apikey create` wrote (no store is touched for /v1/rules:validate)."""
+    from streams.settings import Settings
+    from streams.web.backends import create_stack_api
+
+    path = tmp_path / "keys.json"
+    code, out, _ = _run(apikey_cli.run_create, file=path, name="author", scopes="rules:write", customers=None)
+    assert code == 0
+    monkeypatch.setenv("NUDGE_API_KEYS_FILE", str(path))
+
+    async def no_score(customer_id: str, rule_id: str) -> dict[str, Any]:
+        raise AssertionError("not called")
+
+    app = create_stack_api(Settings(kafka_port=1, dynamodb_port=1), score=no_score)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post("/v1/rules:validate", data=b"id: x", headers={"X-API-Key": out.strip()})
+        assert resp.status == 200 and (await resp.json())["valid"] is False
+        assert (await client.post("/v1/rules:validate", data=b"id: x", headers={"X-API-Key": "nope"})).status == 401
