@@ -84,3 +84,16 @@ def test_size_stays_bounded_over_five_years() -> None:
 def test_corrupt_bytes_raise_a_clear_error(data: bytes) -> None:
     with pytest.raises(StateDecodeError):
         CustomerState.from_bytes(data)
+
+
+def test_named_subset_matches_the_full_vector_and_rejects_unknown_names() -> None:
+    txns = list(synthetic_customer(5, 4))
+    state = folded(txns)
+    as_of = txns[-1].booked_at + timedelta(days=2)
+    full = features_at(state, as_of)
+    wanted = {"recurring", "spend_30d", "projected_balance_at_payday", "last_txn_is_income"}
+    subset = features_at(CustomerState.from_bytes(state.to_bytes()), as_of, wanted)
+    assert wanted <= set(subset) < set(full)
+    assert all(subset[name] == full[name] for name in subset)
+    with pytest.raises(ValueError, match="no_such_feature"):
+        features_at(state, as_of, {"no_such_feature"})
