@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from prometheus_client import Counter
 
 from schemas.codec import Codec, default_codec
 from schemas.records import DEFAULT_TOKEN_KEY, InvalidRecord, from_open_banking_json
+from streams.settings import Settings
 from streams.web.auth import API_KEYS, ApiKeyStore, current_key, require_scope
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "Publish",
     "RedactingAccessLogger",
     "add_ingest_routes",
+    "add_kafka_ingest",
     "create_ingest_app",
 ]
 
@@ -179,6 +182,28 @@ def add_ingest_routes(app: web.Application, config: IngestConfig) -> None:
     """Mount the endpoint on an existing app (which must hold ``API_KEYS``)."""
     app[INGEST] = config
     app.router.add_post("/v1/customers/{customer_id}/transactions", post_transactions)
+
+
+def add_kafka_ingest(app: web.Application, settings: Settings, **config: Any) -> None:
+    """Mount the endpoint on ``app`` publishing to Kafka through an :class:`AsyncPublisher` that starts and
+    flushes with the app (``cleanup_ctx``). The account token key comes from ``NUDGE_ACCOUNT_TOKEN_KEY``
+    when set. ``config`` goes to :class:`IngestConfig`."""
+    from streams.producer import AsyncPublisher, make_producer
+
+    publisher = AsyncPublisher(make_producer(settings, client_id="nudge-ingest"))
+
+    async def lifetime(_: web.Application) -> AsyncIterator[None]:
+        await publisher.start()
+        yield
+        undelivered = await publisher.close()
+        if undelivered:
+            log.error("ingest producer closed with %d undelivered records", undelivered)
+
+    app.cleanup_ctx.append(lifetime)
+    token = os.environ.get("NUDGE_ACCOUNT_TOKEN_KEY")
+    if token and "token_key" not in config:
+        config["token_key"] = token.encode()
+    add_ingest_routes(app, IngestConfig(publish=publisher.publish, **config))
 
 
 def create_ingest_app(
