@@ -350,18 +350,22 @@ def _advance(state: CustomerState, day: int, changed: set[str]) -> None:
     if i:
         for column in state.ledger:
             del column[:i]
-    for merchant in list(state.merchants):
-        entry = state.merchants[merchant]
+    if day // 7 == previous // 7:
+        return  # histories are pruned weekly: their horizons (92 and 400 days) need no daily precision
+    merchants = state.merchants
+    for merchant in list(merchants):
+        entry = merchants[merchant]
         if _history_prune(entry[1], entry[2], day):
             if not entry[1]:
-                del state.merchants[merchant]
+                del merchants[merchant]
             _redetect_merchant(state, merchant)
             changed.update(MERCHANT)
-    for payer in list(state.payers):
-        entry_p = state.payers[payer]
+    payers = state.payers
+    for payer in list(payers):
+        entry_p = payers[payer]
         if _history_prune(entry_p[0], entry_p[1], day):
             if not entry_p[0]:
-                del state.payers[payer]
+                del payers[payer]
             _redetect_payer(state, payer)
             changed.update(INCOME)
 

@@ -102,7 +102,11 @@ def _anchor(run_days: list[int]) -> int:
 
 def _detect(days: list[int], amounts: list[int], cadences: tuple[str, ...]) -> Stream | None:
     best: tuple[int, str] | None = None
+    last_gap = days[-1] - days[-2]
     for cadence in cadences:
+        low, high = _GAPS[cadence]
+        if not low <= last_gap <= high:
+            continue  # the run must end with the latest payment
         run = _run_length(days, cadence)
         needed = 2 if cadence == "annual" else 3
         if run >= needed and (best is None or run > best[0]):
