@@ -14,9 +14,9 @@ Events::
 plus ``event: ready`` once the consumer is positioned and a ``: keep-alive`` comment every
 :data:`HEARTBEAT_S` seconds (so proxies keep the connection and a dead client is noticed).
 
-Access: an API key (``Authorization: Bearer`` or ``X-API-Key``, as for the API) with ``insights:read``
-(or ``admin``). A key restricted to some customers sees only their alerts; ``?customer_id=`` narrows the
-feed to one customer. Browsers read the stream with ``fetch`` (``EventSource`` cannot send the header).
+Access: an API key (``Authorization: Bearer`` or ``X-API-Key``, checked by ``streams.web.auth`` as for
+the API) with ``insights:read`` (or ``admin``). A key restricted to some customers sees only their
+alerts; ``?customer_id=`` narrows the feed to one customer (403 if the key may not act for them). Browsers read the stream with ``fetch`` (``EventSource`` cannot send the header).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from core.delivery import alert_payload
 from schemas.codec import DecodeError, default_codec
 from streams.settings import Settings
-from streams.web.auth import API_KEYS
+from streams.web.auth import AccessDenied, check_access
 
 __all__ = ["AlertsFeed", "FEED_SCOPE", "HEARTBEAT_S", "MAX_STREAMS", "format_positions", "parse_positions"]
 
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 TOPIC = "alerts"
 FEED_SCOPE = "insights:read"
-ADMIN_SCOPE = "admin"
 MAX_STREAMS = 32
 HEARTBEAT_S = 15.0
 RECONNECT_MS = 3000
@@ -88,13 +87,6 @@ def _error(status: int, code: str, message: str, field: str | None = None, **hea
     return web.json_response({"error": error}, status=status, headers=headers or None)
 
 
-def _presented_key(request: web.Request) -> str | None:
-    auth = request.headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer " and auth[7:].strip():
-        return auth[7:].strip()
-    return request.headers.get("X-API-Key", "").strip() or None
-
-
 class AlertsFeed:
     """The SSE handler; one instance per web app (it counts the open streams)."""
 
@@ -103,30 +95,13 @@ class AlertsFeed:
         self.consumer_factory = consumer_factory
         self.open_streams = 0
 
-    def _authorise(self, request: web.Request) -> tuple[frozenset[str] | None, web.Response | None]:
-        """(customers the key may see, None = all; or the error response)."""
-        presented = _presented_key(request)
-        if presented is None:
-            return None, _error(401, "unauthorized", "missing API key (Authorization: Bearer <key>)",
-                                **{"WWW-Authenticate": 'Bearer realm="nudgestream"'})
-        store = request.app.get(API_KEYS)
-        key = store.authenticate(presented) if store is not None else None
-        if key is None:
-            return None, _error(401, "unauthorized", "unknown API key",
-                                **{"WWW-Authenticate": 'Bearer realm="nudgestream", error="invalid_token"'})
-        if FEED_SCOPE not in key.scopes and ADMIN_SCOPE not in key.scopes:
-            return None, _error(403, "forbidden", f"this API key lacks the scope {FEED_SCOPE}")
-        customers = getattr(key, "customers", None)
-        return (None if customers is None else frozenset(customers)), None
-
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        allowed, denied = self._authorise(request)
-        if denied is not None:
-            return denied
         only = request.query.get("customer_id") or None
-        if only is not None and allowed is not None and only not in allowed:
-            return _error(403, "forbidden_customer", "this API key may not read that customer's alerts",
-                          "customer_id")
+        try:  # the API's access control; its errors answered here too, whatever app mounts the feed
+            key = check_access(request, FEED_SCOPE, only)
+        except AccessDenied as exc:
+            return _error(exc.status, exc.code, exc.message, **exc.headers)
+        allowed = key.customers
         try:
             resume = parse_positions(request.headers.get("Last-Event-ID", ""))
         except ValueError as exc:

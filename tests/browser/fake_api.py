@@ -21,6 +21,33 @@ from streams.web.auth import API_KEYS
 RULES_SCOPE = "rules:write"
 
 
+class RecordingBackend:
+    """The two things the rule editor needs from an API backend (``ApiBackend.backtest`` and
+    ``publish_rule``), recorded. Used by :class:`FakeRulesApi` and, behind the real ``create_api``, by the
+    test that drives the editor against the API itself."""
+
+    def __init__(self) -> None:
+        self.backtests: list[tuple[str, int]] = []
+        self.versions: dict[str, int] = {}
+
+    async def backtest(self, rule: Any, customers: int, **options: Any) -> dict[str, Any]:
+        """``options``: whatever else the API passes along (simulation days, seed...), not used here."""
+        self.backtests.append((rule.describe()["id"], customers))
+        rng = random.Random(customers)
+        scores = [min(0.999, rng.betavariate(2, 3)) for _ in range(customers) if rng.random() < 0.4]
+        histogram = [
+            {"low": i / 10, "high": (i + 1) / 10, "count": sum(1 for s in scores if i / 10 <= s < (i + 1) / 10)}
+            for i in range(10)
+        ]
+        return {"customers": customers, "fired": len(scores), "hit_rate": len(scores) / customers,
+                "histogram": histogram}
+
+    async def publish_rule(self, rule: Any, author: str) -> dict[str, Any]:
+        rule_id = rule.describe()["id"]
+        self.versions[rule_id] = self.versions.get(rule_id, 0) + 1
+        return {"rule_id": rule_id, "version": self.versions[rule_id]}
+
+
 def _error(status: int, code: str, message: str, field: str | None = None, **extra: Any) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if field:
@@ -29,9 +56,9 @@ def _error(status: int, code: str, message: str, field: str | None = None, **ext
 
 
 class FakeRulesApi:
-    def __init__(self) -> None:
+    def __init__(self, backend: RecordingBackend) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.versions: dict[str, int] = {}
+        self.backend = backend
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -79,18 +106,11 @@ class FakeRulesApi:
         if not isinstance(customers, int) or not 1 <= customers <= 5000:
             return _error(422, "invalid_field", "customers must be a whole number from 1 to 5000", "customers")
         try:
-            compile_rule(body["source"], "<request>")
+            rule = compile_rule(body["source"], "<request>")
         except RuleValidationError as exc:
-            return _error(422, "invalid_rule", "the rule has errors", "source", errors=self._issues(exc))
-        rng = random.Random(customers)
-        scores = [min(0.999, rng.betavariate(2, 3)) for _ in range(customers) if rng.random() < 0.4]
-        histogram = [
-            {"low": i / 10, "high": (i + 1) / 10, "count": sum(1 for s in scores if i / 10 <= s < (i + 1) / 10)}
-            for i in range(10)
-        ]
-        return web.json_response({
-            "customers": customers, "fired": len(scores), "hit_rate": len(scores) / customers, "histogram": histogram,
-        })
+            return _error(422, "invalid_rule", f"the rule has {len(exc.errors)} error(s)", "source",
+                          errors=self._issues(exc))
+        return web.json_response(await self.backend.backtest(rule, customers))
 
     async def publish(self, request: web.Request) -> web.Response:
         body = await self._body(request, "publish")
@@ -99,8 +119,6 @@ class FakeRulesApi:
         try:
             rule = compile_rule(body["source"], "<request>")
         except RuleValidationError as exc:
-            return _error(422, "invalid_rule", "the rule has errors; nothing was published", "source",
-                          errors=self._issues(exc))
-        rule_id = rule.describe()["id"]
-        self.versions[rule_id] = self.versions.get(rule_id, 0) + 1
-        return web.json_response({"rule_id": rule_id, "version": self.versions[rule_id]}, status=201)
+            return _error(422, "invalid_rule", f"the rule has {len(exc.errors)} error(s); nothing was published",
+                          "source", errors=self._issues(exc))
+        return web.json_response(await self.backend.publish_rule(rule, "test"), status=201)

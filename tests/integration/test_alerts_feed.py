@@ -21,6 +21,7 @@ from streams.web.auth import API_KEYS, ApiKeyStore, hash_api_key
 from streams.web.pages import page_routes
 
 READER, ADMIN, OTHER = "nsk_feed_reader", "nsk_feed_admin", "nsk_feed_other"
+RESTRICTED, ALLOWED_CUSTOMER = "nsk_feed_app_backend", "cust-allowed-1"
 
 
 @pytest.fixture
@@ -30,6 +31,7 @@ async def client(stack: Settings) -> AsyncIterator[TestClient[Any, Any]]:
         ("reader", hash_api_key(READER), ["insights:read"]),
         ("admin", hash_api_key(ADMIN), ["admin"]),
         ("other", hash_api_key(OTHER), ["rules:write"]),
+        ("app-backend", hash_api_key(RESTRICTED), ["insights:read"], [ALLOWED_CUSTOMER]),
     ])
     app.add_routes(page_routes(stack))
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
@@ -85,6 +87,28 @@ async def test_refusals_are_json_errors(client: TestClient[Any, Any]) -> None:
         response = await client.get("/v1/alerts/stream", headers=headers)
         assert response.status == status, await response.text()
         assert (await response.json())["error"]["code"] == code
+    response = await client.get(
+        "/v1/alerts/stream", params={"customer_id": "someone-else"}, headers={"X-API-Key": RESTRICTED}
+    )
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "forbidden_customer"
+
+
+async def test_a_key_restricted_to_customers_sees_only_theirs(stack: Settings, client: TestClient[Any, Any]) -> None:
+    run = uuid.uuid4().hex[:8]
+    theirs, other = f"mine-{run}", f"other-{run}"
+    response = await client.get("/v1/alerts/stream", headers={"X-API-Key": RESTRICTED})
+    watcher = await client.get("/v1/alerts/stream", headers={"X-API-Key": ADMIN})
+    assert response.status == 200 and watcher.status == 200
+    await events(response, until=set())
+    await events(watcher, until=set())
+    produce(stack, (other, f"cust-other-{run}"))
+    await events(watcher, until={other})  # the other customer's alert is in the log before theirs
+    produce(stack, (theirs, ALLOWED_CUSTOMER))
+    got = await events(response, until={theirs})
+    assert {e["data"]["customer_id"] for e in got if e["event"] == "alert"} == {ALLOWED_CUSTOMER}
+    response.close()
+    watcher.close()
 
 
 async def test_live_alerts_filter_and_resume(stack: Settings, client: TestClient[Any, Any]) -> None:
