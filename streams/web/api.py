@@ -447,6 +447,13 @@ def create_api(
     app[BACKEND] = backend
     app[API_KEYS] = auth
     app[LIMITER] = RateLimiter(rate_limit or RateLimit())
+    close = getattr(backend, "close", None)
+    if close is not None:  # long-lived store clients end with the app
+
+        async def close_backend(_app: web.Application) -> None:
+            await close()
+
+        app.on_cleanup.append(close_backend)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _guarded(route))
     app.router.add_routes(list(extra_routes))

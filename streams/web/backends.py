@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import time
@@ -141,17 +142,31 @@ class DynamoInsights:
     def __init__(self, settings: Settings, table: str = INSIGHTS_TABLE) -> None:
         self.settings = settings
         self.table = table
+        self._clients: dict[str, Any] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._opening = asyncio.Lock()
 
-    def _client(self, *, timeout_s: float = 5.0, attempts: int = 3) -> Any:
-        """A client with bounded timeouts and retries: a request must answer before its caller gives up."""
+    async def _client(self, purpose: str = "query", *, timeout_s: float = 5.0, attempts: int = 3) -> Any:
+        """A long-lived client per purpose (creating one costs hundreds of ms), with bounded timeouts and
+        retries so a request answers before its caller gives up. Closed by :meth:`close`."""
+        if purpose in self._clients:
+            return self._clients[purpose]
         import aioboto3
         from botocore.config import Config
 
         from stack.dynamodb import dynamodb_client_kwargs
 
-        config = Config(connect_timeout=timeout_s, read_timeout=timeout_s,
-                        retries={"max_attempts": attempts, "mode": "standard"})
-        return aioboto3.Session().client("dynamodb", config=config, **dynamodb_client_kwargs(self.settings))
+        async with self._opening:
+            if purpose not in self._clients:
+                config = Config(connect_timeout=timeout_s, read_timeout=timeout_s,
+                                retries={"max_attempts": attempts, "mode": "standard"})
+                client = aioboto3.Session().client("dynamodb", config=config, **dynamodb_client_kwargs(self.settings))
+                self._clients[purpose] = await self._stack.enter_async_context(client)
+        return self._clients[purpose]
+
+    async def close(self) -> None:
+        self._clients.clear()
+        await self._stack.aclose()
 
     async def items(self, customer_id: str) -> list[dict[str, Any]]:
         from boto3.dynamodb.types import TypeDeserializer
@@ -160,19 +175,19 @@ class DynamoInsights:
         deserialize = TypeDeserializer().deserialize
         found: list[dict[str, Any]] = []
         try:
-            async with self._client() as ddb:
-                kwargs: dict[str, Any] = {
-                    "TableName": self.table,
-                    "KeyConditionExpression": "customer_id = :c",
-                    "ExpressionAttributeValues": {":c": {"S": customer_id}},
-                    "ConsistentRead": True,
-                }
-                while True:
-                    response = await ddb.query(**kwargs)
-                    found.extend({k: deserialize(v) for k, v in raw.items()} for raw in response.get("Items", []))
-                    if "LastEvaluatedKey" not in response:
-                        break
-                    kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            ddb = await self._client()
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "customer_id = :c",
+                "ExpressionAttributeValues": {":c": {"S": customer_id}},
+                "ConsistentRead": True,
+            }
+            while True:
+                response = await ddb.query(**kwargs)
+                found.extend({k: deserialize(v) for k, v in raw.items()} for raw in response.get("Items", []))
+                if "LastEvaluatedKey" not in response:
+                    break
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         except (BotoCoreError, ClientError, OSError) as exc:
             log.warning("insights query failed: %s", type(exc).__name__)
             raise Unavailable(f"DynamoDB did not answer: {type(exc).__name__}") from exc
@@ -187,8 +202,8 @@ class DynamoInsights:
 
     async def ping(self) -> Check:
         try:
-            async with self._client(timeout_s=1.5, attempts=1) as ddb:
-                await ddb.describe_table(TableName=self.table)
+            ddb = await self._client("probe", timeout_s=1.5, attempts=1)
+            await ddb.describe_table(TableName=self.table)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return Check(False, f"DynamoDB table {self.table}: {type(exc).__name__}")
         return Check(True, f"table {self.table} reachable")
@@ -523,6 +538,7 @@ class StackBackend:
         self._score = score
         self._readiness = readiness
         self._backtest: BacktestFn = backtest or SimulatedBacktest(self.rules)
+        self._admin: Any = None
 
     async def score(self, customer_id: str, rule_id: str) -> Mapping[str, Any]:
         return await self._score(customer_id, rule_id)
@@ -571,13 +587,18 @@ class StackBackend:
         kafka, dynamo = await asyncio.gather(self.kafka_check(), self.insights_store.ping())
         return {"kafka": kafka, "dynamodb": dynamo}
 
+    async def close(self) -> None:
+        """Release the long-lived clients (the API app calls it on cleanup)."""
+        await self.insights_store.close()
+
     async def kafka_check(self) -> Check:
         """Kafka reachable: the broker answers a metadata request within 3 s."""
         def probe() -> int:
             from confluent_kafka.admin import AdminClient
 
-            metadata = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers}).list_topics(timeout=3)
-            return len(metadata.brokers)
+            if self._admin is None:
+                self._admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
+            return len(self._admin.list_topics(timeout=3).brokers)
 
         try:
             brokers = await asyncio.to_thread(probe)
