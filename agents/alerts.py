@@ -250,6 +250,11 @@ def register(pipeline: Pipeline) -> None:
         except Exception as exc:  # noqa: BLE001 - a message must never be dropped
             await dead_letter(event, f"{type(exc).__name__}: {exc}", "processing_failed", event.headers.items())
 
+    async def retry_when_due(event: EventT, state: RetryState) -> None:
+        """Each alert of the batch at its own due time (all within the window), concurrently."""
+        await asyncio.sleep(max(0, state.due_ms - _now_ms()) / 1000)
+        await retry_attempt(event, state)
+
     async def requeue(event: EventT) -> None:
         try:
             await _send_and_wait(
@@ -285,8 +290,7 @@ def register(pipeline: Pipeline) -> None:
             await asyncio.gather(*(requeue(e) for e, _ in later))
             await asyncio.gather(*(retry_attempt(e, s) for e, s in due))
             if soon:
-                await asyncio.sleep(max(0, max(s.due_ms for _, s in soon) - _now_ms()) / 1000)
-                await asyncio.gather(*(retry_attempt(e, s) for e, s in soon))
+                await asyncio.gather(*(retry_when_due(e, s) for e, s in soon))
             elif later and not due:
                 # Nothing due now or soon: idle rather than spin through the re-published messages.
                 earliest = min(s.due_ms for _, s in later)

@@ -200,6 +200,29 @@ async def test_retry_due_soon_is_waited_for(tmp_path: Any, receiver: tuple[Recei
     assert retry.sent == [] and dlq.sent == []
 
 
+async def test_retries_due_soon_go_out_each_at_its_own_time(tmp_path: Any, receiver: tuple[Receiver, str]) -> None:
+    rec, url = receiver
+    pipeline, retry, dlq = pipeline_for(tmp_path, url)
+    now = int(time.time() * 1000)
+    dues = {"al-early": now + 200, "al-late": now + 1500}
+    async with pipeline.app.agents["alerts-retry"].test_context() as ctx:
+        for alert_id, due in dues.items():
+            headers = {ATTEMPT_HEADER: b"2", DUE_HEADER: str(due).encode()}
+            await ctx.put(default_codec().encode("Alert", alert(alert_id)), key=b"cust-1", headers=headers, wait=False)
+        arrived: dict[str, int] = {}
+
+        def both_arrived() -> bool:
+            for headers, _ in rec.requests:
+                arrived.setdefault(headers["X-Nudge-Alert-Id"], int(time.time() * 1000))
+            return len(arrived) == 2
+
+        await wait_for(both_arrived, timeout=5)
+    await pipeline.services["webhook"].on_stop()
+    assert arrived["al-early"] >= dues["al-early"] and arrived["al-late"] >= dues["al-late"]
+    assert arrived["al-early"] < dues["al-late"] - 500  # the early one did not wait for the late one
+    assert retry.sent == [] and dlq.sent == []
+
+
 @pytest.mark.parametrize(
     ("key", "value", "headers", "reason"),
     [
