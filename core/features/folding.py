@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -44,6 +45,7 @@ from core.features.state import (
     LEDGER_DAYS,
     MAX_MERCHANTS,
     MAX_PAYERS,
+    MAX_SEEN,
     OWN,
     PENDING,
     PENDING_DAYS,
@@ -312,6 +314,22 @@ def _ledger_change(state: CustomerState, day: int, pence: int, flags: int, merch
             return
 
 
+def _bound_seen(state: CustomerState) -> None:
+    """Forget the oldest whole days of ids (not pending ones) and raise the dedupe floor past them."""
+    seen = state.seen
+    counts = Counter(seen.values())
+    remaining = len(seen)
+    floor = state.dedupe_floor
+    for d in sorted(counts):
+        if remaining <= MAX_SEEN * 7 // 8:
+            break
+        remaining -= counts[d]
+        floor = d + 1
+    state.dedupe_floor = floor
+    for key in [k for k, d in seen.items() if d < floor and k not in state.pending]:
+        del seen[key]
+
+
 def _forget_recent(state: CustomerState, id_hash: int, changed: set[str]) -> None:
     for i, entry in enumerate(state.recent):
         if entry[8] == id_hash:
@@ -384,7 +402,7 @@ def fold(state: CustomerState, txn: Transaction) -> FoldResult:
         # any valid transaction, even one ignored below, is history: this keeps it order-independent
         state.first_day = day
         history = frozenset(("days_of_history",))
-    if state.watermark and day < state.watermark - DEDUPE_DAYS:
+    if (state.watermark and day < state.watermark - DEDUPE_DAYS) or day < state.dedupe_floor:
         return FoldResult(history, stale=True)
     if kind[2] & PENDING and state.watermark and day < state.watermark - PENDING_DAYS:
         return FoldResult(history, stale=True)  # a pending this old has lapsed already
@@ -414,6 +432,8 @@ def fold(state: CustomerState, txn: Transaction) -> FoldResult:
         _apply(state, tuple(record[1:]), -1, changed)
         _forget_recent(state, replaced_key, changed)
     seen[id_hash] = day
+    if len(seen) > MAX_SEEN:
+        _bound_seen(state)
     if pending_now:
         state.pending[id_hash] = [ref_hash, *kind]
     elif ref_hash:

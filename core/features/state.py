@@ -6,7 +6,9 @@ money is integer pence, ``watermark`` is the latest event day seen):
 - ``seen``: transaction-id hashes (64-bit BLAKE2b) of the last ``DEDUPE_DAYS`` days, for idempotency.
   An event older than ``watermark - DEDUPE_DAYS`` is *stale*: it is ignored (counted in no feature),
   because its id may have been forgotten and counting it could double count it. Aggregators re-send at most
-  the last 90 days, and pending transactions are booked within days, so the horizon covers both.
+  the last 90 days, and pending transactions are booked within days, so the horizon covers both. A customer
+  with more than ``MAX_SEEN`` ids in the horizon loses the oldest whole days of ids, and ``dedupe_floor``
+  moves up so that events of those days are stale too (never double counted).
 - ``pending``: pending transactions by id hash, with their reference hash and contribution, so the booked
   version (same id, or same reference) replaces them; one not booked within ``PENDING_DAYS`` lapses
   (its contribution is removed, as banks drop expired authorisations).
@@ -30,12 +32,13 @@ from array import array
 from typing import Any
 
 __all__ = [
-    "DEDUPE_DAYS", "EOD_DAYS", "HISTORY_CAP", "HISTORY_DAYS", "LEDGER_DAYS", "MAX_MERCHANTS", "MAX_PAYERS",
+    "DEDUPE_DAYS", "EOD_DAYS", "MAX_SEEN", "HISTORY_CAP", "HISTORY_DAYS", "LEDGER_DAYS", "MAX_MERCHANTS", "MAX_PAYERS",
     "PENDING_DAYS", "RECENT_KEPT", "SERIES_DAYS", "CustomerState", "StateDecodeError",
 ]
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 DEDUPE_DAYS = 95
+MAX_SEEN = 4096  # a very busy customer: past this many ids the horizon shortens (see dedupe_floor)
 PENDING_DAYS = 14
 LEDGER_DAYS = 40
 SERIES_DAYS = 185
@@ -58,7 +61,7 @@ class CustomerState:
     """Mutable per-customer state; build with ``CustomerState()`` or ``CustomerState.from_bytes``."""
 
     __slots__ = (
-        "currency", "first_day", "watermark", "_seen", "_seen_raw", "pending", "_booked_refs", "series",
+        "currency", "first_day", "watermark", "dedupe_floor", "_seen", "_seen_raw", "pending", "_booked_refs", "series",
         "ledger", "_merchants", "_payers", "streams", "incomes", "accounts", "eod", "recent", "_cold_raw",
     )
 
@@ -66,6 +69,8 @@ class CustomerState:
         self.currency: str = ""
         self.first_day: int = 0
         self.watermark: int = 0
+        # events before this day are stale even inside the horizon: set when MAX_SEEN forced old ids out
+        self.dedupe_floor: int = 0
         self._seen: dict[int, int] | None = {}
         self._seen_raw: tuple[bytes, bytes] = (b"", b"")
         # id hash -> [ref hash (0 = none), day, cents, flags, merchant, category, payer]
@@ -134,7 +139,7 @@ class CustomerState:
         if cold is None:
             cold = marshal.dumps((self._merchants, self._payers, self._booked_refs), 4)
         body = (
-            self.currency, self.first_day, self.watermark, seen_raw, self.pending, cold,
+            self.currency, self.first_day, (self.watermark, self.dedupe_floor), seen_raw, self.pending, cold,
             self.series, self.ledger, self.streams, self.incomes, self.accounts, self.eod, self.recent,
         )
         return bytes((LAYOUT_VERSION,)) + marshal.dumps(body, 4)
@@ -149,7 +154,7 @@ class CustomerState:
             body = marshal.loads(data[1:])
             state = cls.__new__(cls)
             (
-                state.currency, state.first_day, state.watermark, state._seen_raw, state.pending,
+                state.currency, state.first_day, (state.watermark, state.dedupe_floor), state._seen_raw, state.pending,
                 state._cold_raw, state.series, state.ledger, state.streams, state.incomes, state.accounts,
                 state.eod, state.recent,
             ) = body

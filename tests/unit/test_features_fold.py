@@ -220,3 +220,17 @@ def test_newest_transaction_and_income_match() -> None:
     assert f["income_last_date"] == date(2025, 3, 28) and f["income_previous_amount"] == 2100.0
     assert f["bills_due_before_payday"] == 0.0
     assert f["monthly_surplus"] is not None and f["monthly_surplus"] > 2000  # type: ignore[operator]
+
+
+def test_a_very_busy_customer_keeps_a_bounded_dedupe_memory_and_never_double_counts() -> None:
+    from core.features.state import MAX_SEEN
+
+    txns = [tx(f"busy-{i}", i // 200, "1.00", merchant="Vending Co") for i in range(MAX_SEEN + 800)]
+    state = folded(txns)
+    assert len(state.seen) <= MAX_SEEN and state.dedupe_floor > 0
+    spend = features_at(state, at(30))["spend_30d"]
+    results = [fold(state, t) for t in txns]  # everything re-delivered
+    assert all(r.duplicate or r.stale for r in results)
+    assert features_at(state, at(30))["spend_30d"] == spend
+    restored = CustomerState.from_bytes(state.to_bytes())
+    assert restored.dedupe_floor == state.dedupe_floor
