@@ -112,6 +112,7 @@ class RuleCatalogueFeed(Service):
         remaining = {tp: end for tp, end in self._end_offsets.items() if end > 0}
         if not remaining:
             self.ready.set()
+            log.info("rule catalogue ready: the rules topic is empty")
         while not self.should_stop:
             batches = await consumer.getmany(timeout_ms=500)
             for tp, records in batches.items():
@@ -128,6 +129,7 @@ class RuleCatalogueFeed(Service):
                         del remaining[tp]
             if remaining == {} and not self.ready.is_set():
                 self.ready.set()
+                log.info("rule catalogue ready: %d rules", len(self._rules))
 
     async def _dead_letter(self, record: Any, exc: BaseException) -> None:
         """Every worker reads the whole topic, so each reports a bad record; the copies share one origin

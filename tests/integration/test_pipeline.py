@@ -1,0 +1,173 @@
+"""The incremental path on the real stack: real `nudge worker` processes, Kafka, RocksDB tables.
+
+- a simulated customer whose subscription price rises gets exactly one alert, and replaying all their
+  transactions produces no new alert and no changed score;
+- a worker killed with SIGKILL halfway and restarted loses no feature update and double counts none;
+- two workers with a rebalance in the middle give the same features as one.
+
+Features are compared through the ``customers`` table's changelog topic (what a restarted worker would
+recover from), decoded with the same code the worker uses.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.customer import CustomerRecord
+from core.features import features_at
+from schemas.codec import default_codec
+from simulator.generator import SimulatedCustomer, population
+from simulator.outputs import KafkaSink
+from streams.producer import make_producer
+from streams.settings import PROJECT_ROOT, Settings
+from streams.sweeps import read_topic
+from tests.integration.workers import WorkerGroup, end_offsets, wait_caught_up
+
+MONTHS = 13
+START = (datetime.now(UTC) - timedelta(days=31 * MONTHS)).date().replace(day=1)
+
+
+@pytest.fixture(scope="session")
+def catalogue(stack: Settings) -> Settings:
+    """The rule catalogue published to the `rules` topic (a no-op when it already is)."""
+    subprocess.run(
+        [sys.executable, "-m", "streams.cli", "rules", "publish", "--author", "tests"],
+        check=True,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+    )
+    return stack
+
+
+@pytest.fixture
+def workers(catalogue: Settings, tmp_path: Path) -> Any:
+    group = WorkerGroup(catalogue, tmp_path)
+    yield group
+    group.stop_all()
+
+
+def produce(settings: Settings, customers: list[SimulatedCustomer]) -> int:
+    sink = KafkaSink(make_producer(settings))
+    for customer in customers:
+        sink.write(customer.records)
+    sink.close()
+    return sink.count
+
+
+def table_records(settings: Settings, app_id: str, prefix: str) -> dict[str, CustomerRecord]:
+    """Latest record per customer from the ``customers`` table's changelog."""
+    latest: dict[str, bytes | None] = {}
+    for msg in read_topic(settings, f"{app_id}-customers-changelog"):
+        key = msg.key().decode()
+        if key.startswith(prefix):
+            latest[key] = msg.value()
+    return {k: CustomerRecord.from_bytes(v) for k, v in latest.items() if v}
+
+
+def features_of(records: dict[str, CustomerRecord]) -> dict[str, dict[str, object]]:
+    return {k: features_at(r.state, r.as_of_datetime) for k, r in sorted(records.items())}
+
+
+def messages_for(settings: Settings, topic: str, prefix: str) -> list[Any]:
+    return [m for m in read_topic(settings, topic) if (m.key() or b"").decode().startswith(prefix)]
+
+
+def find_price_rise(seed: int) -> tuple[SimulatedCustomer, str]:
+    """A simulated customer with a subscription that rises in price and is still paid after the rise."""
+    for customer in population(seed, 300, START, MONTHS):
+        for plan in customer.profile.subscriptions:
+            if plan.rise_on and not plan.cancelled_after and plan.rise_on < date.today() - timedelta(days=40):
+                return customer, plan.name
+    raise AssertionError("no price rise in 300 simulated customers")
+
+
+def test_price_rise_alerts_exactly_once_and_a_replay_changes_nothing(workers: WorkerGroup) -> None:
+    settings = workers.settings
+    customer, merchant = find_price_rise(random.randrange(10**6))
+    cid = customer.profile.customer_id
+    workers.start("w1", 16201)
+    workers.wait_ready()
+
+    since = end_offsets(settings, ["transactions"])
+    produce(settings, [customer])
+    wait_caught_up(settings, workers.app_id, since)
+    time.sleep(2)  # scores and alerts are produced after the offsets they came from are committed
+
+    codec = default_codec()
+    alerts = [codec.decode(m.value()) for m in messages_for(settings, "alerts", cid)]
+    rises = [a for a in alerts if a["rule_id"] == "subscription_price_rise" and a["customer_id"] == cid]
+    assert [a["item_key"].lower() for a in rises] == [merchant.lower()], rises
+    scores_before = len(messages_for(settings, "scores", f"{cid}#"))
+    assert scores_before > 0
+
+    since = end_offsets(settings, ["transactions"])
+    produce(settings, [customer])  # the aggregator redelivers the whole history
+    wait_caught_up(settings, workers.app_id, since)
+    time.sleep(2)
+    assert len(messages_for(settings, "alerts", cid)) == len(alerts)
+    assert len(messages_for(settings, "scores", f"{cid}#")) == scores_before
+
+
+def run_reference(workers: WorkerGroup, customers: list[SimulatedCustomer], prefix: str) -> dict[str, Any]:
+    """Features after one uninterrupted worker processed ``customers``."""
+    reference = WorkerGroup(workers.settings, workers.tmp / "reference")
+    (workers.tmp / "reference").mkdir()
+    try:
+        reference.start("ref", 16209)
+        reference.wait_ready()
+        since = end_offsets(workers.settings, ["transactions"])
+        produce(workers.settings, customers)
+        wait_caught_up(workers.settings, reference.app_id, since)
+        time.sleep(2)
+        return features_of(table_records(workers.settings, reference.app_id, prefix))
+    finally:
+        reference.stop_all()
+
+
+def test_kill_9_and_restart_loses_and_double_counts_nothing(workers: WorkerGroup) -> None:
+    seed = random.randrange(10**6)
+    customers = list(population(seed, 24, START, MONTHS))
+    prefix = f"sim{seed}-"
+    expected = run_reference(workers, customers, prefix)
+
+    workers.start("w1", 16202)
+    workers.wait_ready()
+    since = end_offsets(workers.settings, ["transactions"])
+    sink = KafkaSink(make_producer(workers.settings))
+    for i, customer in enumerate(customers):
+        sink.write(customer.records)
+        if i == len(customers) // 2:
+            sink.close()
+            time.sleep(1.5)  # let it commit some, and hold uncommitted work, then crash it
+            workers.kill("w1")
+            sink = KafkaSink(make_producer(workers.settings))
+    sink.close()
+    workers.start("w1-again", 16202)
+    wait_caught_up(workers.settings, workers.app_id, since, timeout_s=240)
+    time.sleep(2)
+    assert features_of(table_records(workers.settings, workers.app_id, prefix)) == expected
+
+
+def test_two_workers_with_a_rebalance_give_the_same_features_as_one(workers: WorkerGroup) -> None:
+    seed = random.randrange(10**6)
+    customers = list(population(seed, 24, START, MONTHS))
+    prefix = f"sim{seed}-"
+    expected = run_reference(workers, customers, prefix)
+
+    workers.start("w1", 16203)
+    workers.wait_ready()
+    since = end_offsets(workers.settings, ["transactions"])
+    produce(workers.settings, customers[:12])
+    workers.start("w2", 16204)  # joins: the group rebalances while w1 is busy
+    produce(workers.settings, customers[12:])
+    wait_caught_up(workers.settings, workers.app_id, since, timeout_s=240)
+    time.sleep(2)
+    assert features_of(table_records(workers.settings, workers.app_id, prefix)) == expected
