@@ -160,6 +160,8 @@ def main() -> None:
         return f"median {statistics.median(values):7.1f}  p90 {statistics.quantiles(values, n=10)[-1]:7.1f}"
 
     print(f"CPU time per operation (time.process_time); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    reference = _time(lambda: sum(range(1000)), 200)
+    print(f"machine reference: sum(range(1000)) = {reference:.1f} µs (8 µs measured here at load 1.2)")
     print(f"customers {args.customers}, months {args.months}, transactions {txns_total} "
           f"({txns_total / args.customers / args.months:.0f}/month per customer)")
     print(f"fold                      µs/txn  {fmt(fold_us)}   budget 20")
