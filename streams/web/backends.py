@@ -10,7 +10,8 @@
   with ``score``, ``readiness`` and ``backtest`` injected (the worker owns the feature table; the
   backtest belongs to the rules tooling).
 
-confluent-kafka is blocking, so every call runs in a thread (``asyncio.to_thread``). A store that does
+confluent-kafka is blocking, so every call runs in a thread of a pool of its own (a slow broker cannot
+take the event loop's default threads, which compile rules for validation). A store that does
 not answer becomes :class:`~streams.web.api_backend.Unavailable` (503), never a 500.
 """
 
@@ -20,11 +21,13 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -239,13 +242,24 @@ class _Producer:
         return at
 
     async def send(self, topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
-        return await asyncio.to_thread(self._send_sync, topic, key, value)
+        return await _in_kafka_pool(self._send_sync, topic, key, value)
+
+
+_KAFKA_POOL: ThreadPoolExecutor | None = None
+
+
+async def _in_kafka_pool(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run blocking Kafka client code in the backends' own threads (at most 8 at once)."""
+    global _KAFKA_POOL
+    if _KAFKA_POOL is None:
+        _KAFKA_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="nudge-api-kafka")
+    return await asyncio.get_running_loop().run_in_executor(_KAFKA_POOL, functools.partial(fn, *args, **kwargs))
 
 
 async def _blocking(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Any:
     """Run blocking Kafka code in a thread; its failures become 503 with what was being done."""
     try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await _in_kafka_pool(fn, *args, **kwargs)
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001 - KafkaException, TimeoutError, RuntimeError from the readers
@@ -394,9 +408,11 @@ class SimulatedBacktest:
     wait) and the API caps ``customers``.
     """
 
-    def __init__(self, rules: KafkaRules) -> None:
+    def __init__(self, rules: KafkaRules, max_waiting: int = 2) -> None:
         self.rules = rules
         self._one_at_a_time = asyncio.Semaphore(1)
+        self._max_waiting = max_waiting
+        self._waiting = 0
 
     async def _live_catalogue(self) -> Any:
         from core.rules import Catalogue, RuleValidationError
@@ -418,9 +434,19 @@ class SimulatedBacktest:
     async def __call__(self, rule: CompiledRule, customers: int, *, days: int, seed: int) -> dict[str, Any]:
         from bench.backtest_rules import backtest
 
+        if self._one_at_a_time.locked() and self._waiting >= self._max_waiting:
+            raise ApiError(429, "backtests_busy", "other backtests are running; retry shortly",
+                           headers={"Retry-After": "10"})
         catalogue = await self._live_catalogue()
-        async with self._one_at_a_time:
+        self._waiting += 1
+        try:
+            await self._one_at_a_time.acquire()
+        finally:
+            self._waiting -= 1
+        try:
             result = await asyncio.to_thread(backtest, rule, catalogue, customers, seed, days)
+        finally:
+            self._one_at_a_time.release()
         evaluated = max(result.customers, 1)
         return {
             "rule_id": rule.id,
@@ -601,7 +627,7 @@ class StackBackend:
             return len(self._admin.list_topics(timeout=3).brokers)
 
         try:
-            brokers = await asyncio.to_thread(probe)
+            brokers = await _in_kafka_pool(probe)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return Check(False, f"Kafka metadata request failed: {type(exc).__name__}")
         return Check(True, f"{brokers} broker(s) reachable")

@@ -106,3 +106,44 @@ def test_histogram_bins_cover_zero_to_one() -> None:
     assert len(bins) == 20 and bins[0] == {"low": 0.0, "high": 0.05, "count": 2}
     assert bins[1]["count"] == 1 and bins[10]["count"] == 1 and bins[19] == {"low": 0.95, "high": 1.0, "count": 2}
     assert sum(b["count"] for b in histogram([])) == 0
+
+
+async def test_backtests_run_one_at_a_time_and_refuse_a_long_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import threading
+    import time
+
+    import bench.backtest_rules
+    from bench.backtest_rules import BacktestResult
+    from streams.web.backends import SimulatedBacktest
+
+    release = threading.Event()
+    running: list[int] = []
+    overlap: list[int] = []
+
+    def slow_backtest(rule: object, catalogue: object, customers: int, seed: int, days: int) -> BacktestResult:
+        running.append(1)
+        overlap.append(len(running))
+        release.wait(5)
+        time.sleep(0.01)
+        running.pop()
+        result = BacktestResult(rule, customers)  # type: ignore[arg-type]
+        result.customers_hit, result.scores = 1, [0.5]
+        return result
+
+    class NoRules:
+        async def latest(self) -> dict[str, object]:
+            return {}
+
+    monkeypatch.setattr(bench.backtest_rules, "backtest", slow_backtest)
+    runner = SimulatedBacktest(NoRules(), max_waiting=2)  # type: ignore[arg-type]
+    rule = compile_rule(rule_source())
+    tasks = [asyncio.create_task(runner(rule, 10, days=60, seed=1)) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    with pytest.raises(ApiError) as info:
+        await runner(rule, 10, days=60, seed=1)
+    assert info.value.status == 429 and info.value.headers["Retry-After"] == "10"
+    release.set()
+    results = await asyncio.gather(*tasks)
+    assert max(overlap) == 1 and [r["fired"] for r in results] == [1, 1, 1]
+    assert results[0]["histogram"][10]["count"] == 1 and results[0]["hit_rate"] == 0.1
