@@ -127,6 +127,9 @@ def connect_worker_properties(settings: Settings, layout: StackLayout) -> str:
         "rest.advertised.host.name": host,
         "rest.advertised.port": settings.connect_port,
         "plugin.path": layout.plugins_dir,
+        # Find plugins through their ServiceLoader manifests (every one has them, the DynamoDB sink too)
+        # instead of scanning all classes: scanning took 40 of Connect's 60 s start on a busy 2-core box.
+        "plugin.discovery": "service_load",
     })
 
 
