@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BACKEND = web.AppKey("api_backend", ApiBackend)
 LIMITER = web.AppKey("api_rate_limiter", RateLimiter)
+EXTRA_OPENAPI = web.AppKey("api_extra_openapi", dict)
 
 CUSTOMER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 RULE_ID_RE = re.compile(r"[a-z][a-z0-9_]{2,63}")
@@ -343,7 +344,8 @@ async def get_metrics(request: web.Request) -> web.Response:
 async def get_openapi(request: web.Request) -> web.Response:
     from streams.web.openapi import openapi_document
 
-    return web.json_response(openapi_document())
+    served = {(r.method, r.resource.canonical) for r in request.app.router.routes() if r.resource is not None}
+    return web.json_response(openapi_document(served, request.app[EXTRA_OPENAPI]))
 
 
 ROUTES: tuple[Route, ...] = (
@@ -369,17 +371,13 @@ ROUTES: tuple[Route, ...] = (
 # -- guard and middleware ---------------------------------------------------------------------------------
 
 def _guarded(route: Route) -> Handler:
-    """Authenticate, rate-limit by key, check scope and customer, then run the handler."""
+    """Authenticate, check scope and customer, then run the handler."""
     if route.scope is None:
         return route.handler
     scope = route.scope
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         key = authenticate(request)
-        wait = request.app[LIMITER].acquire(key.name)
-        if wait > 0:
-            raise ApiError(429, "rate_limited", f"too many requests for this API key; retry in {wait:.1f}s",
-                           headers={"Retry-After": RateLimiter.retry_after(wait)})
         customer = None
         if route.customer_param is not None:
             customer = _path_id(request, route.customer_param, CUSTOMER_ID_RE, CUSTOMER_WHAT)
@@ -390,6 +388,21 @@ def _guarded(route: Route) -> Handler:
         return await route.handler(request)
 
     return guarded
+
+
+@web.middleware
+async def _rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One token bucket per known key, for every route of the app (the mounted ingestion endpoint too);
+    requests without a valid key go on to their handler, which refuses them."""
+    try:
+        key = authenticate(request)
+    except AccessDenied:
+        return await handler(request)
+    wait = request.app[LIMITER].acquire(key.name)
+    if wait > 0:
+        raise ApiError(429, "rate_limited", f"too many requests for this API key; retry in {wait:.1f}s",
+                       headers={"Retry-After": RateLimiter.retry_after(wait)})
+    return await handler(request)
 
 
 def _route_label(request: web.Request) -> str:
@@ -434,6 +447,7 @@ def create_api(
     extra_routes: Iterable[web.AbstractRouteDef] = (),
     client_max_size: int = 1024 * 1024,
     rate_limit: RateLimit | None = None,
+    extra_openapi: dict[str, Any] | None = None,
 ) -> web.Application:
     """The worker's web application.
 
@@ -442,11 +456,15 @@ def create_api(
     :param extra_routes: more routes (the pages, the ingestion endpoint's) served by the same app.
     :param client_max_size: largest request body in bytes (413 above).
     :param rate_limit: per-key token bucket; default 20 requests/s with bursts of 40.
+    :param extra_openapi: OpenAPI path items documenting ``extra_routes`` that belong in the API document.
+    The ingestion endpoint, mounted later with ``add_ingest_routes``/``add_kafka_ingest``, is documented
+    automatically.
     """
-    app = web.Application(client_max_size=client_max_size, middlewares=[_errors])
+    app = web.Application(client_max_size=client_max_size, middlewares=[_errors, _rate_limit])
     app[BACKEND] = backend
     app[API_KEYS] = auth
     app[LIMITER] = RateLimiter(rate_limit or RateLimit())
+    app[EXTRA_OPENAPI] = dict(extra_openapi or {})
     close = getattr(backend, "close", None)
     if close is not None:  # long-lived store clients end with the app
 

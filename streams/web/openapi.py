@@ -294,6 +294,58 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _optional_paths() -> dict[str, Any]:
+    """Endpoints other modules mount on the same app; documented only when mounted."""
+    flat_error = {"type": "object", "required": ["error", "message"],
+                  "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
+    return {
+        "/v1/customers/{customer_id}/transactions": {"post": {
+            "summary": "Deliver open-banking transactions for a customer (streams/web/ingest.py)",
+            "description": "One OB transaction object, `{\"Data\": {\"Transaction\": [...]}}` or a list. A batch "
+                           "is all-or-nothing: any invalid item refuses the whole batch with 422 and per-item "
+                           "errors (`index`, `field`, `reason`). Requires scope `transactions:write`. Its "
+                           "errors use the flat shape `{\"error\": code, \"message\"}`.",
+            "security": _SECURED,
+            "x-required-scope": "transactions:write",
+            "parameters": [_path_param("customer_id", _CUSTOMER_ID)],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"type": ["object", "array"]}}}},
+            "responses": {
+                "202": _json({"type": "object", "required": ["accepted", "items"],
+                              "properties": {"accepted": {"type": "integer"}, "items": {"type": "array"}}},
+                             "Every transaction acknowledged by Kafka."),
+                **{str(code): _json(flat_error, text) for code, text in {
+                    400: "Malformed JSON, wrong shape or bad customer_id.",
+                    401: "Missing or unknown API key.",
+                    403: "The key lacks the scope, or may not act for this customer.",
+                    413: "Body or batch too large.",
+                    415: "Not JSON.",
+                    422: "Invalid items; nothing was accepted.",
+                    503: "Kafka unavailable; resend the whole batch.",
+                }.items()},
+                "429": {"$ref": "#/components/responses/E429"},
+            },
+        }},
+    }
+
+
+def openapi_document(served: set[tuple[str, str]] | None = None,
+                     extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A fresh copy of the document (callers may change it).
+
+    :param served: ``(METHOD, path)`` of the app's routes: optional endpoints (the ingestion endpoint)
+        are documented only when the app serves them.
+    :param extra_paths: more path items, for endpoints mounted through ``extra_routes``.
+    """
+    doc = copy.deepcopy(_document())
+    for path, ops in _optional_paths().items():
+        mounted = {m: op for m, op in ops.items() if served is not None and (m.upper(), path) in served}
+        if mounted:
+            doc["paths"][path] = mounted
+    doc["paths"].update(copy.deepcopy(extra_paths or {}))
+    return doc
+
+
 @functools.cache
 def _document() -> dict[str, Any]:
     return {
@@ -326,7 +378,3 @@ def _document() -> dict[str, Any]:
         },
     }
 
-
-def openapi_document() -> dict[str, Any]:
-    """A fresh copy of the document (callers may change it)."""
-    return copy.deepcopy(_document())

@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 import schemathesis
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from api_fake_backend import FakeBackend, rule_source
 from hypothesis import HealthCheck, settings
 
 from streams.web.api import ROUTES, create_api
 from streams.web.auth import ApiKeyStore, hash_api_key
+from streams.web.ingest import IngestConfig, add_ingest_routes
 from streams.web.limits import RateLimit
 from streams.web.openapi import openapi_document
 
@@ -29,11 +31,37 @@ ADMIN_KEY = "schemathesis-admin-key-0123456789"
 RESTRICTED_KEY = "schemathesis-app-key-0123456789"
 
 
-def test_document_lists_exactly_the_routes() -> None:
+INGEST = ("POST", "/v1/customers/{customer_id}/transactions")
+
+
+async def fake_publish(topic: str, key: bytes, value: bytes) -> None:
+    return None
+
+
+@pytest.mark.parametrize("with_ingest", [False, True])
+async def test_served_document_lists_exactly_the_routes(with_ingest: bool) -> None:
     app = create_api(FakeBackend(), ApiKeyStore({}))
+    if with_ingest:
+        add_ingest_routes(app, IngestConfig(publish=fake_publish))
     served = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}
-    documented = {(method.upper(), path) for path, ops in openapi_document()["paths"].items() for method in ops}
+    async with TestClient(TestServer(app)) as client:
+        doc = await (await client.get("/openapi.json")).json()
+    documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
     assert served == documented
+    assert (INGEST in documented) is with_ingest
+
+
+async def test_extra_routes_can_be_documented() -> None:
+    async def stream(request: web.Request) -> web.Response:
+        return web.Response(text="")
+
+    extra = {"/v1/alerts/stream": {"get": {"summary": "alerts", "responses": {"200": {"description": "SSE"}}}}}
+    app = create_api(FakeBackend(), ApiKeyStore({}), extra_routes=[web.get("/v1/alerts/stream", stream,
+                                                                           allow_head=False)],
+                     extra_openapi=extra)
+    async with TestClient(TestServer(app)) as client:
+        doc = await (await client.get("/openapi.json")).json()
+    assert doc["paths"]["/v1/alerts/stream"] == extra["/v1/alerts/stream"]
 
 
 def test_document_scopes_match_the_routes() -> None:
@@ -70,6 +98,7 @@ def base_url() -> Iterator[str]:
         hash_api_key(RESTRICTED_KEY): {"name": "app", "scopes": ["admin"], "customers": ["c1"]},
     }))
     app = create_api(backend, keys, client_max_size=256 * 1024, rate_limit=RateLimit(rate=1e6, burst=10**6))
+    add_ingest_routes(app, IngestConfig(publish=fake_publish))
     port = _free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
@@ -96,7 +125,7 @@ def base_url() -> Iterator[str]:
         loop.close()
 
 
-schema = schemathesis.openapi.from_dict(openapi_document())
+schema = schemathesis.openapi.from_dict(openapi_document({INGEST}))
 
 
 @schema.parametrize()
