@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from streams.settings import load_settings
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
     topics.set_defaults(handler=_topics)
 
 
-def _run(action: Any) -> int:
+def _run(action: Callable[[], int]) -> int:
     from stack.errors import StackError
 
     try:
@@ -58,13 +59,21 @@ def _run(action: Any) -> int:
 def _up(args: argparse.Namespace) -> int:
     from stack import launcher
 
-    return _run(lambda: launcher.up(load_settings()) and 0)
+    def go() -> int:
+        launcher.up(load_settings())
+        return 0
+
+    return _run(go)
 
 
 def _down(args: argparse.Namespace) -> int:
     from stack import launcher
 
-    return _run(lambda: launcher.down(load_settings(), only=args.services or None) and 0)
+    def go() -> int:
+        launcher.down(load_settings(), only=args.services or None)
+        return 0
+
+    return _run(go)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -129,6 +129,8 @@ def _log_tail(layout: StackLayout, service: str, lines: int = LOG_TAIL_ON_FAILUR
     starts = [i for i, line in enumerate(recent) if line.startswith(procs.START_MARKER)]
     this_start = recent[starts[-1]:] if starts else recent
     errors = [line for line in this_start if any(word in line for word in ERROR_WORDS)][:ERROR_LINES]
+    if errors:  # the cause is above; the tail is then mostly shutdown noise
+        lines = min(lines, ERROR_LINES)
     last = "\n".join(f"  | {line}" for line in recent[-lines:]) or "  | (empty)"
     text = f"last {lines} lines of {path}:\n{last}"
     if errors:

@@ -50,8 +50,10 @@ def test_broker_that_cannot_bind_fails_up_and_its_partner_is_stopped(
         launcher.up(other, echo=lines.append)
     message = str(failure.value)
     assert message.startswith("kafka exited during start-up"), message
-    assert f"last {launcher.LOG_TAIL_ON_FAILURE} lines of {layout.log_file('kafka')}" in message
-    assert "Address already in use" in message
+    # The cause first (from the errors of this start), then a short tail of the log.
+    errors, tail = message.split(f"last {launcher.ERROR_LINES} lines of {layout.log_file('kafka')}:")
+    assert "first errors of this start:" in errors and "Address already in use" in errors
+    assert len(tail.strip().splitlines()) == launcher.ERROR_LINES
     # moto was started by this call, so it was stopped again; nothing of it is left.
     assert any(line.startswith("dynamodb: starting") for line in lines)
     assert "dynamodb: stopped" in "\n".join(lines)
