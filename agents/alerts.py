@@ -219,7 +219,11 @@ def register(pipeline: Pipeline) -> None:
                 event,
                 f"webhook delivery failed after {step.attempts} attempts; last error: {outcome.error}",
                 "delivery_failed",
-                [("nudge.attempts", str(step.attempts).encode()), ("nudge.alert_id", record["alert_id"].encode())],
+                [
+                    ("nudge.attempts", str(step.attempts).encode()),
+                    ("nudge.alert_id", record["alert_id"].encode()),
+                    ("nudge.first_failed_ms", str(first).encode()),
+                ],
             )
             return
         await _send_and_wait(
@@ -287,11 +291,12 @@ def register(pipeline: Pipeline) -> None:
                     continue
                 wait = state.due_ms - now
                 (due if wait <= 0 else soon if wait <= window_ms else later).append((event, state))
-            await asyncio.gather(*(requeue(e) for e, _ in later))
-            await asyncio.gather(*(retry_attempt(e, s) for e, s in due))
-            if soon:
-                await asyncio.gather(*(retry_when_due(e, s) for e, s in soon))
-            elif later and not due:
+            await asyncio.gather(
+                *(requeue(e) for e, _ in later),
+                *(retry_attempt(e, s) for e, s in due),
+                *(retry_when_due(e, s) for e, s in soon),
+            )
+            if later and not due and not soon:
                 # Nothing due now or soon: idle rather than spin through the re-published messages.
                 earliest = min(s.due_ms for _, s in later)
                 await asyncio.sleep(min(RETRY_WAIT_WINDOW_S, max(0, earliest - _now_ms()) / 1000))

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 import agents.alerts as alerts_module
-from core.delivery import ATTEMPT_HEADER, DUE_HEADER, ERROR_HEADER, verify_signature
+from core.delivery import ATTEMPT_HEADER, DUE_HEADER, ERROR_HEADER, FIRST_FAILED_HEADER, verify_signature
 from schemas.codec import default_codec
 from streams.app import Pipeline, create_app
 from streams.settings import load_settings
@@ -165,6 +165,8 @@ async def test_failures_walk_attempts_then_dead_letter(tmp_path: Any, receiver: 
     )
     assert letter["headers"]["dlq.origin.topic"] == b"alerts.retry"
     assert letter["headers"]["nudge.attempts"] == b"5"
+    assert letter["headers"]["nudge.first_failed_ms"] == first["headers"][FIRST_FAILED_HEADER]
+    assert {m["headers"][FIRST_FAILED_HEADER] for m in retry.sent} == {first["headers"][FIRST_FAILED_HEADER]}
 
 
 async def test_retry_not_due_within_window_is_republished_unchanged(
