@@ -95,6 +95,7 @@ class ExprCompiler:
     registry: Mapping[str, FeatureSpec]
     issues: list[ValidationIssue]
     limits: Limits = field(default_factory=Limits)
+    vector: bool = False  # emit array code (elementwise &, |, ~, _where) for the batch sweep path
     consts: list[object] = field(default_factory=list)
     feature_vars: dict[str, str] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
@@ -280,7 +281,7 @@ class ExprCompiler:
         t = self._node(node.operand, scope)
         if isinstance(node.op, ast.Not):
             self._need_bool(node.operand, t, "not")
-            return Typed(f"(not {t.code})", "bool", facts=t.negfacts, negfacts=t.facts)
+            return Typed(f"(~{t.code})" if self.vector else f"(not {t.code})", "bool", facts=t.negfacts, negfacts=t.facts)
         if isinstance(node.op, ast.USub | ast.UAdd):
             if t.kind not in NUMERIC:
                 raise self._fail(node, f"cannot negate {self._desc(node.operand, t)}", "type-mismatch")
@@ -299,7 +300,10 @@ class ExprCompiler:
             self._need_bool(value, t, "and" if is_and else "or")
             parts.append(t)
             facts = facts | (t.facts if is_and else t.negfacts)
-        joined = (" and " if is_and else " or ").join(p.code for p in parts)
+        if self.vector:
+            joined = (" & " if is_and else " | ").join(p.code for p in parts)
+        else:
+            joined = (" and " if is_and else " or ").join(p.code for p in parts)
         all_facts = frozenset().union(*(p.facts if is_and else p.negfacts for p in parts))
         if is_and:
             return Typed(f"({joined})", "bool", facts=all_facts)
@@ -316,7 +320,9 @@ class ExprCompiler:
         body = self._node(node.body, Scope(scope.item_coll, scope.agg_coll, scope.facts | test.facts))
         orelse = self._node(node.orelse, Scope(scope.item_coll, scope.agg_coll, scope.facts | test.negfacts))
         kind = self._unify(node, [(node.body, body), (node.orelse, orelse)])
-        return Typed(f"({body.code} if {test.code} else {orelse.code})", kind, coll=body.coll,
+        code = f"_where({test.code}, {body.code}, {orelse.code})" if self.vector else \
+            f"({body.code} if {test.code} else {orelse.code})"
+        return Typed(code, kind, coll=body.coll,
                      lo=min(body.lo, orelse.lo), hi=max(body.hi, orelse.hi))
 
     def _unify(self, node: ast.AST, parts: list[tuple[ast.AST, Typed]]) -> str:
@@ -379,12 +385,13 @@ class ExprCompiler:
 
     def _date_arith(self, node: ast.BinOp, sym: str, a: Typed, b: Typed) -> Typed:
         if sym == "-" and a.kind == b.kind == "date":
-            return Typed(f"_date_diff({a.code}, {b.code})", "days")
+            return Typed(f"({a.code} - {b.code})" if self.vector else f"_date_diff({a.code}, {b.code})", "days")
         if a.kind == "date" and sym in "+-" and b.kind in ("days", "number", "count"):
             sign = "" if sym == "+" else "-"
-            return Typed(f"_date_add({a.code}, {sign}{b.code})", "date")
+            code = f"({a.code} {sym} {b.code})" if self.vector else f"_date_add({a.code}, {sign}{b.code})"
+            return Typed(code, "date")
         if b.kind == "date" and sym == "+" and a.kind in ("days", "number", "count"):
-            return Typed(f"_date_add({b.code}, {a.code})", "date")
+            return Typed(f"({b.code} + {a.code})" if self.vector else f"_date_add({b.code}, {a.code})", "date")
         raise self._fail(node, f"cannot compute {a.kind} {sym} {b.kind}: dates support date - date (days) and "
                                f"date ± days", "type-mismatch")
 
@@ -392,23 +399,28 @@ class ExprCompiler:
         left_node: ast.expr = node.left
         left = self._node(left_node, scope)
         codes = [left.code]
+        pairs: list[str] = []  # vector mode: a chain a < b < c becomes (a < b) & (b < c)
         facts: set[str] = set()
         negfacts: set[str] = set()
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             if isinstance(op, ast.Is | ast.IsNot):
                 raise self._fail(node, "`is` not allowed; use == or known(name)", "forbidden-syntax")
             if isinstance(op, ast.In | ast.NotIn):
-                codes.append(("in " if isinstance(op, ast.In) else "not in ") + self._membership(left_node, left,
-                                                                                                 right_node, scope))
+                member = self._membership(left_node, left, right_node, scope)
+                codes.append(("in " if isinstance(op, ast.In) else "not in ") + member)
+                neg = "" if isinstance(op, ast.In) else "~"
+                pairs.append(f"{neg}_isin({left.code}, {member})")
                 left_node = right_node
                 continue
             right = self._node(right_node, scope)
             self._comparable(node, left_node, left, right_node, right, op)
             sym = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}[type(op)]
             codes.append(f"{sym} {right.code}")
+            pairs.append(f"({left.code} {sym} {right.code})")
             _facts_from(sym, left_node, left, right_node, right, facts, negfacts)
             left_node, left = right_node, right
-        return Typed(f"({' '.join(codes)})", "bool", facts=frozenset(facts), negfacts=frozenset(negfacts))
+        code = f"({' & '.join(pairs)})" if self.vector else f"({' '.join(codes)})"
+        return Typed(code, "bool", facts=frozenset(facts), negfacts=frozenset(negfacts))
 
     def _comparable(self, node: ast.AST, ln: ast.AST, a: Typed, rn: ast.AST, b: Typed, op: ast.cmpop) -> None:
         ka, kb = a.kind, b.kind
@@ -433,7 +445,7 @@ class ExprCompiler:
                 values.append(t.const)
             return self.const(frozenset(values))
         right = self._node(rn, scope)
-        if left.kind == right.kind == "string":
+        if left.kind == right.kind == "string" and not self.vector:
             return right.code
         raise self._fail(rn, "`in` needs a list of literal values, e.g. `x in (\"energy\", \"broadband\")`, or text",
                          "type-mismatch")
@@ -552,13 +564,15 @@ class ExprCompiler:
         self._arity(node, 1)
         if not isinstance(args[0], ast.Name | ast.Attribute):
             raise self._fail(args[0], "known() takes a feature name or item field", "bad-arguments")
-        return Typed(f"({typed[0].code} is not None)", "bool")
+        return Typed(f"_known({typed[0].code})" if self.vector else f"({typed[0].code} is not None)", "bool")
 
     def _aggregate(self, node: ast.Call, name: str, scope: Scope) -> Typed:
         args = node.args
         coll_name = args[0].id  # type: ignore[attr-defined]
         if scope.agg_coll:
             raise self._fail(node, f"{name}() cannot be nested inside another aggregate", "forbidden-syntax")
+        if self.vector:
+            raise self._fail(node, f"{name}() over a collection has no array form", "not-vectorisable")
         var = self.feature_var(coll_name)
         inner = Scope(scope.item_coll, coll_name, scope.facts)
         if name in ("any", "all"):
