@@ -51,6 +51,7 @@ __all__ = [
     "SimulatedBacktest",
     "encode_cursor",
     "histogram",
+    "pipeline_checks",
     "rank_insights",
     "with_version",
 ]
@@ -549,13 +550,45 @@ class KafkaCustomers:
         }
 
 
+# -- readiness of a worker -----------------------------------------------------------------------------
+
+def pipeline_checks(pipeline: Any) -> dict[str, Check]:
+    """The worker's own readiness: partitions assigned, table recovery finished, rule catalogue loaded.
+
+    ``pipeline`` is :class:`streams.app.Pipeline` (duck-typed: ``app``, ``services``), read without
+    waiting; any attribute Faust does not have yet (not started) counts as not ready.
+    """
+    app = pipeline.app
+    checks: dict[str, Check] = {}
+    try:
+        assigned = len(app.consumer.assignment())
+        rebalancing = bool(getattr(app, "rebalancing", False))
+        checks["partitions_assigned"] = Check(assigned > 0 and not rebalancing,
+                                              f"{assigned} partition(s) assigned"
+                                              + ("; rebalancing" if rebalancing else ""))
+    except Exception as exc:  # noqa: BLE001 - a consumer not started yet is "not ready"
+        checks["partitions_assigned"] = Check(False, f"consumer not ready: {type(exc).__name__}")
+    try:
+        recovery = app.tables.recovery
+        done = recovery.completed.is_set() and not recovery.in_recovery
+        checks["tables_recovered"] = Check(done, "table recovery finished" if done else "recovering tables")
+    except Exception as exc:  # noqa: BLE001
+        checks["tables_recovered"] = Check(False, f"tables not ready: {type(exc).__name__}")
+    catalogue = getattr(pipeline, "services", {}).get("catalogue")
+    if catalogue is not None:
+        ready = catalogue.ready.is_set()
+        checks["rule_catalogue"] = Check(ready, f"{len(catalogue.current)} rule(s) loaded" if ready
+                                         else "reading the rules topic")
+    return checks
+
+
 # -- everything together --------------------------------------------------------------------------------
 
 class StackBackend:
     """The :class:`~streams.web.api_backend.ApiBackend` of a worker on the real stack."""
 
     def __init__(self, settings: Settings, *, score: ScoreFn, readiness: ReadinessFn | None = None,
-                 backtest: BacktestFn | None = None) -> None:
+                 backtest: BacktestFn | None = None, pipeline: Any = None) -> None:
         self.settings = settings
         self.insights_store = DynamoInsights(settings)
         self.rules = KafkaRules(settings)
@@ -565,6 +598,7 @@ class StackBackend:
         self._readiness = readiness
         self._backtest: BacktestFn = backtest or SimulatedBacktest(self.rules)
         self._admin: Any = None
+        self._pipeline = pipeline
 
     async def score(self, customer_id: str, rule_id: str) -> Mapping[str, Any]:
         return await self._score(customer_id, rule_id)
@@ -608,10 +642,15 @@ class StackBackend:
         return await self.customers.erase_customer(customer_id, requested_by=requested_by)
 
     async def readiness(self) -> Mapping[str, Check]:
-        if self._readiness is not None:
-            return await self._readiness()
+        """Kafka and DynamoDB reachable, plus the worker's own checks (:func:`pipeline_checks`) when it
+        was given its pipeline, plus any ``readiness`` callable's checks."""
         kafka, dynamo = await asyncio.gather(self.kafka_check(), self.insights_store.ping())
-        return {"kafka": kafka, "dynamodb": dynamo}
+        checks: dict[str, Check] = {"kafka": kafka, "dynamodb": dynamo}
+        if self._pipeline is not None:
+            checks.update(pipeline_checks(self._pipeline))
+        if self._readiness is not None:
+            checks.update(await self._readiness())
+        return checks
 
     async def close(self) -> None:
         """Release the long-lived clients (the API app calls it on cleanup)."""
@@ -633,9 +672,11 @@ class StackBackend:
         return Check(True, f"{brokers} broker(s) reachable")
 
 
-def create_stack_api(settings: Settings, *, score: ScoreFn, readiness: ReadinessFn | None = None,
-                     extra_routes: Iterable[Any] = (), keys: Any = None, **options: Any) -> Any:
-    """The worker's web app on the real stack: :class:`StackBackend` plus the API keys configured by
+def create_stack_api(settings: Settings, *, score: ScoreFn, pipeline: Any = None,
+                     readiness: ReadinessFn | None = None, extra_routes: Iterable[Any] = (), keys: Any = None,
+                     **options: Any) -> Any:
+    """The worker's web app on the real stack: :class:`StackBackend` (readiness includes
+    :func:`pipeline_checks` of ``pipeline``) plus the API keys configured by
     ``NUDGE_API_KEYS_FILE`` / ``NUDGE_API_KEYS`` or else the file ``nudge apikey create`` writes.
 
     :param options: passed to :func:`streams.web.api.create_api` (``client_max_size``, ``rate_limit``).
@@ -651,5 +692,5 @@ def create_stack_api(settings: Settings, *, score: ScoreFn, readiness: Readiness
         keys = ApiKeyStore.from_env(default_file=default_keys_file())
         if not len(keys):
             log.warning("no API keys configured: every /v1 request will be refused (see `nudge apikey create`)")
-    backend = StackBackend(settings, score=score, readiness=readiness)
+    backend = StackBackend(settings, score=score, readiness=readiness, pipeline=pipeline)
     return create_api(backend, keys, extra_routes=extra_routes, **options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from decimal import Decimal
 
 import pytest
@@ -147,3 +148,41 @@ async def test_backtests_run_one_at_a_time_and_refuse_a_long_queue(monkeypatch: 
     results = await asyncio.gather(*tasks)
     assert max(overlap) == 1 and [r["fired"] for r in results] == [1, 1, 1]
     assert results[0]["histogram"][10]["count"] == 1 and results[0]["hit_rate"] == 0.1
+
+
+def test_pipeline_checks() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from streams.web.backends import pipeline_checks
+
+    completed = asyncio.Event()
+    catalogue_ready = asyncio.Event()
+    recovery = SimpleNamespace(completed=completed, in_recovery=True)
+    consumer = SimpleNamespace(assignment=lambda: set())
+    app = SimpleNamespace(consumer=consumer, tables=SimpleNamespace(recovery=recovery), rebalancing=False)
+    catalogue = SimpleNamespace(ready=catalogue_ready, current={"a": 1, "b": 2})
+    pipeline = SimpleNamespace(app=app, services={"catalogue": catalogue})
+    checks = pipeline_checks(pipeline)
+    assert {n: c.ok for n, c in checks.items()} == {"partitions_assigned": False, "tables_recovered": False,
+                                                    "rule_catalogue": False}
+    consumer.assignment = lambda: {("transactions", 0), ("transactions", 1)}
+    completed.set()
+    recovery.in_recovery = False
+    catalogue_ready.set()
+    checks = pipeline_checks(pipeline)
+    assert all(c.ok for c in checks.values())
+    assert checks["partitions_assigned"].detail == "2 partition(s) assigned"
+    assert checks["rule_catalogue"].detail == "2 rule(s) loaded"
+    app.rebalancing = True
+    assert not pipeline_checks(pipeline)["partitions_assigned"].ok
+
+
+def test_pipeline_checks_on_a_worker_not_started(tmp_path: Path) -> None:
+    from streams.app import create_app
+    from streams.settings import load_settings
+    from streams.web.backends import pipeline_checks
+
+    pipeline = create_app(load_settings(worker_data_dir=tmp_path))
+    checks = pipeline_checks(pipeline)
+    assert not checks["partitions_assigned"].ok and not checks["tables_recovered"].ok
