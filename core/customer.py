@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.events import Transaction
-from core.features.state import CustomerState, features_at, fold
+from core.features import CustomerState, features_at, fold
 from core.scoring import AlertOut, Origin, ScoreBook, ScoreUpdate, rescore
 
 __all__ = ["CustomerRecord", "BatchResult", "apply_transactions", "sweep_customer"]
@@ -55,6 +55,14 @@ class CustomerRecord:
         return datetime.fromtimestamp(self.as_of, tz=UTC)
 
 
+def reads_of(rules: Sequence[Any]) -> frozenset[str]:
+    """Every feature the rules read: the feature vector computes only those groups."""
+    names: set[str] = set()
+    for rule in rules:
+        names |= rule.reads
+    return frozenset(names)
+
+
 @dataclass
 class BatchResult:
     scores: list[ScoreUpdate]
@@ -82,7 +90,7 @@ def apply_transactions(
     if not rules:
         return BatchResult([], [], 0, duplicates, changed)
     as_of = record.as_of_datetime
-    features = features_at(record.state, as_of)
+    features = features_at(record.state, as_of, reads_of(rules))
     origin = Origin("transaction", txns[-1].transaction_id)
     scores, alerts, evaluations = rescore(
         record.book, rules, features, customer_id=customer_id, now=as_of, origin=origin, alerts_enabled=True
@@ -108,7 +116,7 @@ def sweep_customer(
         record.book.firing = {k for k in record.book.firing if not k.startswith(f"{rule_id}/")}
     if not rules:
         return tombstones, [], 0
-    features = features_at(record.state, as_of)
+    features = features_at(record.state, as_of, reads_of(rules))
     scores, alerts, evaluations = rescore(
         record.book,
         rules,

@@ -1,7 +1,8 @@
 """Run real `nudge worker` processes for integration tests and benchmarks.
 
-Each run gets its own consumer group (app id) and RocksDB folder, starting at the *latest* offsets of the
-shared topics, so old messages from earlier runs are not replayed. :meth:`WorkerGroup.wait_ready` proves
+Each run gets its own consumer group (app id) and RocksDB folder. Before any worker starts, the group's
+offsets on the input topics are committed at their current ends, so old messages from earlier runs are not
+replayed and nothing produced after that is skipped, even if a worker dies before its first commit. :meth:`WorkerGroup.wait_ready` proves
 every partition is assigned and positioned (and the rule catalogue loaded) by sending a probe sweep
 request to each partition and waiting for the sweep agent's progress record for it.
 """
@@ -25,7 +26,23 @@ from streams.producer import make_producer
 from streams.settings import Settings
 from streams.sweeps import read_progress
 
-__all__ = ["WorkerGroup", "keys_per_partition"]
+__all__ = ["WorkerGroup", "commit_current_ends", "keys_per_partition"]
+
+INPUT_TOPICS = ["transactions", "balances", "customers", "sweep", "alerts", "alerts.retry"]
+
+
+def commit_current_ends(settings: Settings, group_id: str, topics: list[str]) -> None:
+    """Start a new consumer group at the current end of ``topics`` (committed, not 'latest')."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False}
+    )
+    try:
+        offsets = [TopicPartition(t, p, high) for (t, p), high in end_offsets(settings, topics).items()]
+        consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
 
 
 def keys_per_partition(prefix: str, partitions: int) -> dict[int, str]:
@@ -49,6 +66,7 @@ class WorkerGroup:
         self.tmp = tmp
         self.app_id = app_id or f"test-{uuid.uuid4().hex[:8]}"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        commit_current_ends(settings, self.app_id, INPUT_TOPICS)
 
     def env(self, name: str, web_port: int) -> dict[str, str]:
         env = dict(os.environ)
@@ -56,7 +74,6 @@ class WorkerGroup:
             NUDGE_APP_ID=self.app_id,
             NUDGE_WORKER_DATA_DIR=str(self.tmp / name),
             NUDGE_WEB_PORT=str(web_port),
-            NUDGE_AUTO_OFFSET_RESET="latest",
             NUDGE_KAFKA_PORT=str(self.settings.kafka_port),
         )
         return env
