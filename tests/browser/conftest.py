@@ -94,9 +94,11 @@ def web_app(routes: list[Any]) -> web.Application:
     return app
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """A headless Chromium (Playwright's sync API)."""
+    """A headless Chromium (Playwright's sync API). Module-scoped, not session-scoped: Playwright keeps an
+    event loop running in this thread while it is open, which would break the asyncio tests collected
+    after the browser tests."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
