@@ -13,7 +13,8 @@ from typing import Any
 
 from core.rules import CompiledRule, compile_rule
 from streams.web.api_backend import ApiError, Check, InsightsPage, NotFound
-from streams.web.backends import rank_insights, with_version
+from streams.web.backend_insights import rank_insights
+from streams.web.backend_kafka import with_version
 
 __all__ = ["FakeBackend", "rule_source"]
 

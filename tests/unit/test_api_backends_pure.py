@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 from core.rules import compile_rule
 from streams.sweeps import SweepProgress
 from streams.web.api_backend import ApiError
-from streams.web.backends import (
-    decode_cursor,
-    histogram,
-    insight_from_item,
-    rank_insights,
-    sweep_view,
-    with_version,
-)
+from streams.web.backend_insights import decode_cursor, insight_from_item, rank_insights
+from streams.web.backend_kafka import histogram, sweep_view, with_version
 
 
 def item(rule_id: str, score: float | None, eligible: bool = True) -> dict[str, object]:
@@ -116,7 +110,7 @@ async def test_backtests_run_one_at_a_time_and_refuse_a_long_queue(monkeypatch: 
 
     import bench.backtest_rules
     from bench.backtest_rules import BacktestResult
-    from streams.web.backends import SimulatedBacktest
+    from streams.web.backend_kafka import SimulatedBacktest
 
     release = threading.Event()
     running: list[int] = []
