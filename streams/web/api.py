@@ -435,6 +435,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, label)
         response = _error_response(500, "internal", "internal error; it has been logged")
+    if not response.prepared and request.path.startswith("/v1/"):
+        # answers may hold customer data: never cached by a proxy or browser, never type-sniffed
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
     REQUESTS.labels(request.method, label, str(response.status)).inc()
     LATENCY.labels(request.method, label).observe(time.perf_counter() - started)
     return response

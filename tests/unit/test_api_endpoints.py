@@ -219,6 +219,7 @@ async def test_insights_ranked_and_paged(client: TestClient[Any, Any], backend: 
         resp = await client.get("/v1/customers/c1/insights", params=query, headers=auth("reader"))
         body = await resp.json()
         assert resp.status == 200 and body["customer_id"] == "c1" and len(body["insights"]) <= 4
+        assert resp.headers["Cache-Control"] == "no-store"
         seen.extend(body["insights"])
         pages += 1
         cursor = body["next_cursor"]
