@@ -54,6 +54,7 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The dummy key pair of the local moto server (the same as stack/dynamodb.py's); real AWS never sees it.
 LOCAL_CREDENTIALS = ("nudgestream-local", "nudgestream-local")
 AWS_ENDPOINT = "aws"
+RUNNING_STEADY_S = 2.0
 
 
 class ConnectorError(RuntimeError):
@@ -250,10 +251,14 @@ def register(
     name = name or connector_name()
     config = {**connector_config(settings), **(overrides or {})}
     deadline = time.monotonic() + timeout
-    _put_config(settings, name, config, deadline)
+    # Connect restarts a connector on every PUT, even of the same config: skip it when nothing changed, so
+    # registering twice really is a no-op. A status just after a PUT, or just after the worker started, may
+    # still be the previous one (RUNNING), so RUNNING must hold for a while before it counts.
+    if _current_config(settings, name) != {**config, "name": name}:
+        _put_config(settings, name, config, deadline)
     restarted = False
     while True:
-        failed = _wait_until_settled(settings, name, deadline)
+        failed = _wait_until_settled(settings, name, deadline, RUNNING_STEADY_S)
         if failed is None:
             return
         if restarted:
@@ -277,6 +282,15 @@ def unregister(settings: Settings, name: str | None = None) -> bool:
     return True
 
 
+def _current_config(settings: Settings, name: str) -> dict[str, str] | None:
+    """The config Connect holds for the connector, or None (not registered, or Connect not answering yet)."""
+    try:
+        status, body = _request(settings, "GET", f"/connectors/{urllib.parse.quote(name)}/config")
+    except OSError:
+        return None
+    return body if status == 200 and isinstance(body, dict) else None
+
+
 def _put_config(settings: Settings, name: str, config: dict[str, str], deadline: float) -> None:
     """PUT the config, retrying while the worker starts up or rebalances (connection refused, 409, 5xx)."""
     delay = 0.25
@@ -297,9 +311,10 @@ def _put_config(settings: Settings, name: str, config: dict[str, str], deadline:
         delay = min(delay * 2, 2.0)
 
 
-def _wait_until_settled(settings: Settings, name: str, deadline: float) -> str | None:
-    """Poll the status until all is RUNNING (→ None) or something FAILED (→ its description)."""
+def _wait_until_settled(settings: Settings, name: str, deadline: float, steady_s: float = 0.0) -> str | None:
+    """Poll the status until all is RUNNING for steady_s (→ None) or something FAILED (→ its description)."""
     seen = "no status yet"
+    running_since: float | None = None
     while True:
         try:
             status = connector_status(settings, name)
@@ -318,7 +333,11 @@ def _wait_until_settled(settings: Settings, name: str, deadline: float) -> str |
             if failures:
                 return "\n".join(failures)
             if connector.get("state") == "RUNNING" and tasks and all(t.get("state") == "RUNNING" for t in tasks):
-                return None
+                running_since = running_since or time.monotonic()
+                if time.monotonic() - running_since >= steady_s:
+                    return None
+            else:
+                running_since = None
             seen = f"connector {connector.get('state')}, tasks {[t.get('state') for t in tasks]}"
         if time.monotonic() > deadline:
             raise ConnectorError(f"connector {name} not RUNNING in time: {seen}")

@@ -7,6 +7,7 @@ and the `insights` table with everything else that runs at the same time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -17,6 +18,7 @@ from typing import Any
 import aioboto3
 import pytest
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors import sink
 from stack.dynamodb import INSIGHTS_TABLE, dynamodb_client_kwargs
@@ -83,11 +85,18 @@ def _scores(state: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str
     return {key: item["score"]["N"] for key, item in state.items()}
 
 
-def _assert_running(settings: Settings) -> None:
-    status = sink.connector_status(settings)
-    assert status is not None, "the sink connector is not registered"
-    assert status["connector"]["state"] == "RUNNING", status
-    assert status["tasks"] and all(t["state"] == "RUNNING" for t in status["tasks"]), status
+def _assert_running(settings: Settings, name: str | None = None) -> None:
+    """The connector and all its tasks are RUNNING (waiting out a rebalance: tasks briefly UNASSIGNED)."""
+    deadline = time.monotonic() + 30
+    while True:
+        status = sink.connector_status(settings, name)
+        assert status is not None, "the sink connector is not registered"
+        states = [t["state"] for t in status["tasks"]]
+        assert "FAILED" not in states and status["connector"]["state"] != "FAILED", status
+        if status["connector"]["state"] == "RUNNING" and states and set(states) == {"RUNNING"}:
+            return
+        assert time.monotonic() < deadline, status
+        time.sleep(0.3)
 
 
 async def test_one_item_per_pair_with_the_last_value_and_tombstones_delete(stack: Settings) -> None:
@@ -133,15 +142,18 @@ async def test_one_item_per_pair_with_the_last_value_and_tombstones_delete(stack
     _assert_running(stack)
 
 
-def _dead_letters(settings: Settings, marker: str, want: int) -> list[Any]:
-    """Records of the connector's DLQ whose key contains marker (read from the beginning)."""
+def _dead_letters(
+    settings: Settings, marker: str, want: int, topic: str = DLQ, wait_s: float = WAIT_S
+) -> list[Any]:
+    """Records of a dead-letter topic whose key contains marker (read from the beginning)."""
     consumer = Consumer({
         "bootstrap.servers": settings.bootstrap_servers, "group.id": f"it-sink-dlq-{uuid.uuid4().hex}",
         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "allow.auto.create.topics": False,
     })
-    consumer.subscribe([DLQ])
+    consumer.subscribe([topic])
     found: list[Any] = []
-    deadline = time.monotonic() + WAIT_S
+    deadline = time.monotonic() + wait_s
     try:
         while len(found) < want and time.monotonic() < deadline:
             msg = consumer.poll(1.0)
@@ -201,12 +213,11 @@ async def test_records_the_sink_cannot_write_go_to_the_dead_letter_topic_and_it_
 
 
 def test_registering_again_is_a_no_op(stack: Settings) -> None:
+    _assert_running(stack)
     before = sink.connector_status(stack)
     sink.register(stack, timeout=60)
     after = sink.connector_status(stack)
-    assert before is not None and after is not None
-    assert after["connector"]["state"] == "RUNNING"
-    assert len(after["tasks"]) == len(before["tasks"])
+    assert before is not None and after == before  # same tasks on the same worker, nothing restarted
 
 
 @pytest.fixture(autouse=True)
@@ -214,3 +225,52 @@ def _registered(stack: Settings) -> None:
     """The stack fixture registers the sink; fail clearly if it did not."""
     if sink.connector_status(stack) is None:
         pytest.fail("nudge stack up did not register the DynamoDB sink connector")
+
+
+async def test_the_sink_retries_with_back_off_until_the_table_exists(stack: Settings) -> None:
+    """DynamoDB refusing every write (here: no table yet) stalls the sink without losing or skipping anything."""
+    run = uuid.uuid4().hex[:10]
+    topic, table, name = f"it.sink.retry.{run}", f"it_sink_retry_{run}", f"it-sink-retry-{run}"
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result()
+    try:
+        sink.register(stack, name=name, overrides={
+            "topics": topic, "dynamodb.table": table, "tasks.max": "1",
+            "errors.deadletterqueue.topic.name": f"{topic}.dlq",
+            "max.retries": "2", "retry.backoff.ms": "50", "retry.backoff.max.ms": "400",
+        })
+        producer = Producer({"bootstrap.servers": stack.bootstrap_servers, "acks": "all"})
+        customers = [f"it-retry-{run}-c{i}" for i in range(30)]
+        for customer in customers:
+            producer.produce(topic, key=f"{customer}#r", value=_score_value(customer, "r", 1, "1.5"))
+        assert producer.flush(30) == 0
+
+        await asyncio.sleep(5)  # several rounds of back-off against the missing table
+        _assert_running(stack, name)
+
+        async with aioboto3.Session().client("dynamodb", **dynamodb_client_kwargs(stack)) as ddb:
+            await ddb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"},
+                           {"AttributeName": "rule_id", "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"},
+                                      {"AttributeName": "rule_id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            try:
+                deadline = time.monotonic() + WAIT_S
+                count = 0
+                while time.monotonic() < deadline:
+                    count = (await ddb.scan(TableName=table, Select="COUNT", ConsistentRead=True))["Count"]
+                    if count == len(customers):
+                        break
+                    await asyncio.sleep(0.3)
+                assert count == len(customers)
+            finally:
+                await ddb.delete_table(TableName=table)
+        assert _dead_letters(stack, f"it-retry-{run}", want=1, topic=f"{topic}.dlq", wait_s=2.0) == []
+    finally:
+        sink.unregister(stack, name)
+        for future in admin.delete_topics([topic, f"{topic}.dlq"], request_timeout=30).values():
+            with contextlib.suppress(Exception):  # the DLQ exists only if something was sent to it
+                future.result()

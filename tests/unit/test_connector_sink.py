@@ -80,6 +80,10 @@ class FakeConnect:
 
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         self.calls.append((method, path))
+        if method == "GET" and path == f"/connectors/{NAME}/config":
+            if NAME not in self.configs:
+                return 404, {"error_code": 404, "message": f"Connector {NAME} not found"}
+            return 200, {**self.configs[NAME], "name": NAME}
         if method == "PUT" and path == f"/connectors/{NAME}/config":
             if self.put_answers:
                 return self.put_answers.pop(0)
@@ -133,16 +137,24 @@ def connect() -> Iterator[tuple[FakeConnect, Settings]]:
         server.server_close()
 
 
-def test_register_puts_the_config_and_waits_for_running_tasks(connect: tuple[FakeConnect, Settings]) -> None:
+def test_register_puts_the_config_and_waits_for_running_tasks(
+    connect: tuple[FakeConnect, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake, settings = connect
+    monkeypatch.setattr(sink, "RUNNING_STEADY_S", 0.3)
     fake.task_states = [[], ["UNASSIGNED", "RUNNING"], ["RUNNING", "RUNNING"]]
     sink.register(settings, timeout=10)
     assert fake.configs[NAME] == sink.connector_config(settings)
     assert [c for c in fake.calls if c[0] == "PUT"] == [("PUT", f"/connectors/{NAME}/config")]
-    assert sum(1 for c in fake.calls if c[0] == "GET") == 3
+    assert sum(1 for c in fake.calls if c[0] == "GET" and c[1].endswith("/status")) >= 3
 
-    sink.register(settings, timeout=10)  # the same config again: same single connector
+    sink.register(settings, timeout=10)  # the same config again: no PUT (Connect would restart the tasks)
     assert list(fake.configs) == [NAME]
+    assert [c for c in fake.calls if c[0] == "PUT"] == [("PUT", f"/connectors/{NAME}/config")]
+
+    sink.register(settings, timeout=10, overrides={"tasks.max": "3"})  # a change is put
+    assert fake.configs[NAME]["tasks.max"] == "3"
+    assert [c[0] for c in fake.calls].count("PUT") == 2
 
 
 def test_register_retries_while_connect_rebalances(connect: tuple[FakeConnect, Settings]) -> None:
