@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.worker_cli",
     "streams.rules_cli",
     "simulator.cli",
+    "streams.web.apikey_cli",
 )
 
 

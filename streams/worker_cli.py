@@ -24,6 +24,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
     from streams.app import create_app
     from streams.settings import load_settings
+    from streams.web.server import WebServer
 
     overrides: dict[str, object] = {}
     if args.web_port:
@@ -31,6 +32,7 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides["worker_data_dir"] = args.data_dir
     pipeline = create_app(load_settings(**overrides))
+    pipeline.app.service(WebServer(pipeline))
     worker = faust.Worker(pipeline.app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -66,6 +66,7 @@ class WorkerGroup:
         self.tmp = tmp
         self.app_id = app_id or f"test-{uuid.uuid4().hex[:8]}"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.extra_env: dict[str, str] = {}
         commit_current_ends(settings, self.app_id, INPUT_TOPICS)
 
     def env(self, name: str, web_port: int) -> dict[str, str]:
@@ -76,6 +77,7 @@ class WorkerGroup:
             NUDGE_WEB_PORT=str(web_port),
             NUDGE_KAFKA_PORT=str(self.settings.kafka_port),
         )
+        env.update(self.extra_env)
         return env
 
     def start(self, name: str, web_port: int) -> subprocess.Popen[bytes]:
