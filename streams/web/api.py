@@ -129,7 +129,7 @@ RULE_WHAT = "3-64 characters of lower-case letters, digits and _, starting with 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -144,7 +144,7 @@ def _bool_query(request: web.Request, name: str) -> bool:
     raw = request.query.get(name, "false").lower()
     if raw in ("true", "1", "yes"):
         return True
-    if raw in ("false", "0", "no", ""):
+    if raw in ("false", "0", "no"):
         return False
     raise _fail(400, "invalid_parameter", f"{name} must be true or false", name)
 

@@ -235,7 +235,8 @@ async def test_insights_ranked_and_paged(client: TestClient[Any, Any], backend: 
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("limit=0", "limit"), ("limit=101", "limit"), ("limit=ten", "limit"), ("cursor=%%%", "cursor"),
+    [("limit=0", "limit"), ("limit=101", "limit"), ("limit=ten", "limit"), ("limit=", "limit"),
+     ("include_ineligible=", "include_ineligible"), ("cursor=%%%", "cursor"),
      ("cursor=bm90LWpzb24", "cursor"), ("include_ineligible=maybe", "include_ineligible")],
 )
 async def test_insights_bad_parameters(client: TestClient[Any, Any], query: str, field: str) -> None:
