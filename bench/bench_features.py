@@ -1,8 +1,12 @@
 """Feature-code micro-benchmark: fold, (de)serialise and features_at per customer, and state sizes.
 
-Run: ``.venv/bin/python -m bench.bench_features [--customers 200] [--months 13]``. Prints µs per operation
-(median over customers of the per-customer mean) and bytes per customer (median and max), against the
+Run: ``.venv/bin/python -m bench.bench_features [--customers 200] [--months 13] [--simulated]``. Prints µs per
+operation (median over customers of the per-customer mean) and bytes per customer (median and max), against the
 budgets of issue 5 (fold <= 20 µs, from_bytes + features_at <= 60 µs).
+
+``--simulated`` takes the customers from the project's simulator (``simulator.generator.population``: many more
+merchants, accounts and balance points than ``synthetic_customer``), which is what production-like data costs;
+it also times the worker's per-transaction cycle (from_bytes, fold, to_bytes) on each customer's last 100.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import random
 import statistics
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from core.events import Transaction
@@ -123,10 +127,36 @@ def _nightly_reads() -> frozenset[str]:
     return frozenset(reads)
 
 
+def simulated_customers(seed: int, customers: int, months: float) -> Iterator[list[Transaction]]:
+    """The simulator's customers as Transactions (booking order), deterministic from ``seed``."""
+    from schemas.records import to_transaction
+    from simulator.generator import population
+
+    for customer in population(seed, customers, date(2025, 10, 1), max(1, round(months))):
+        yield [to_transaction(record) for record in customer.records]
+
+
+def _cycle_us(txns: list[Transaction]) -> float:
+    """µs per transaction of the worker's cycle (from_bytes, fold, to_bytes) over the last 100 transactions."""
+    state = CustomerState()
+    for txn in txns[:-100]:
+        fold(state, txn)
+    data = state.to_bytes()
+    tail = txns[-100:]
+    t0 = _clock()
+    for txn in tail:
+        state = CustomerState.from_bytes(data)
+        fold(state, txn)
+        data = state.to_bytes()
+    return (_clock() - t0) / len(tail) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--months", type=float, default=13)
+    parser.add_argument("--simulated", action="store_true", help="customers from simulator.generator.population")
+    parser.add_argument("--seed", type=int, default=4243, help="simulator seed (with --simulated)")
     args = parser.parse_args()
 
     nightly = _nightly_reads()
@@ -137,9 +167,14 @@ def main() -> None:
     from_us: list[float] = []
     feat_us: list[float] = []
     both_us: list[float] = []
+    cycle_us: list[float] = []
     txns_total = 0
-    for seed in range(args.customers):
-        txns = list(synthetic_customer(seed, args.months, customer_id=f"c{seed}"))
+    if args.simulated:
+        customers: Iterator[list[Transaction]] = simulated_customers(args.seed, args.customers, args.months)
+    else:
+        customers = (list(synthetic_customer(seed, args.months, customer_id=f"c{seed}"))
+                     for seed in range(args.customers))
+    for txns in customers:
         state = CustomerState()
         t0 = _clock()
         for txn in txns:
@@ -155,6 +190,8 @@ def main() -> None:
         both_us.append(_time(lambda data=data, as_of=as_of: features_at(CustomerState.from_bytes(data), as_of), 20))
         nightly_us.append(_time(lambda data=data, as_of=as_of: features_at(CustomerState.from_bytes(data), as_of,
                                                                           nightly), 20))
+        if args.simulated:
+            cycle_us.append(_cycle_us(txns))
 
     def fmt(values: list[float]) -> str:
         return f"median {statistics.median(values):7.1f}  p90 {statistics.quantiles(values, n=10)[-1]:7.1f}"
@@ -162,7 +199,8 @@ def main() -> None:
     print(f"CPU time per operation (time.process_time); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     reference = _time(lambda: sum(range(1000)), 200)
     print(f"machine reference: sum(range(1000)) = {reference:.1f} µs (8 µs measured here at load 1.2)")
-    print(f"customers {args.customers}, months {args.months}, transactions {txns_total} "
+    source = f"simulator seed {args.seed}" if args.simulated else "synthetic_customer"
+    print(f"customers {args.customers} ({source}), months {args.months}, transactions {txns_total} "
           f"({txns_total / args.customers / args.months:.0f}/month per customer)")
     print(f"fold                      µs/txn  {fmt(fold_us)}   budget 20")
     print(f"to_bytes                  µs      {fmt(to_us)}")
@@ -170,6 +208,8 @@ def main() -> None:
     print(f"features_at               µs      {fmt(feat_us)}")
     print(f"from_bytes + features_at  µs      {fmt(both_us)}   budget 60")
     print(f"from_bytes + features_at(names=nightly rules' reads, {len(nightly)} names)  {fmt(nightly_us)}")
+    if cycle_us:
+        print(f"worker cycle from_bytes+fold+to_bytes µs/txn  {fmt(cycle_us)}")
     print(f"state bytes per customer          median {statistics.median(sizes):7.0f}  max {max(sizes):7d}")
     per_core = 1e6 / statistics.median(both_us)
     print(f"=> {per_core:,.0f} customers/s per core for deserialise + features (before rule evaluation)")
