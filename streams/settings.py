@@ -47,6 +47,13 @@ class Settings:
     webhook_secret: str = ""
     webhook_retry_delays: str = "10,60,300,1800"
     webhook_timeout_s: int = 10
+    # Kafka client security (streams/kafka_config.py builds every client's settings from these):
+    # "plaintext" (default) or "sasl_ssl" (SCRAM-SHA-512 over TLS). An empty username means "nudge"; an empty
+    # password or CA file means the ones `nudge stack up --secure` generated under <stack_dir>/secure/.
+    kafka_security: str = "plaintext"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ca_file: str = ""
 
     @property
     def bootstrap_servers(self) -> str:
