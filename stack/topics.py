@@ -125,7 +125,7 @@ def ensure_topics(
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise StackError(f"a topic is declared twice: {sorted(n for n in set(names) if names.count(n) > 1)}")
-    admin = admin or admin_client(bootstrap_servers)
+    admin = admin if admin is not None else admin_client(bootstrap_servers)  # an AdminClient has len() 0
     try:
         missing, report = check_topics(admin, specs)
         if not missing:
