@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 
 __all__ = ["register"]
 
@@ -23,6 +23,7 @@ def register(subparsers: Any) -> None:
     actions = stack.add_subparsers(dest="stack_command", required=True, metavar="ACTION")
 
     up = actions.add_parser("up", help="start every service (idempotent) and create topics and table")
+    _secure_flag(up)
     up.set_defaults(handler=_up)
 
     down = actions.add_parser("down", help="stop the services `stack up` started (data is kept)")
@@ -31,6 +32,7 @@ def register(subparsers: Any) -> None:
     down.set_defaults(handler=_down)
 
     st = actions.add_parser("status", help="which services answer, their PIDs and memory (exit 3 if any is down)")
+    _secure_flag(st)
     st.set_defaults(handler=_status)
 
     lg = actions.add_parser("logs", help="the tail of a service's log")
@@ -43,15 +45,31 @@ def register(subparsers: Any) -> None:
     fetch.set_defaults(handler=_fetch)
 
     topics = subparsers.add_parser("topics", help="create the topics of streams/topics.py; report mismatches")
+    _secure_flag(topics)
     topics.set_defaults(handler=_topics)
+
+
+def _secure_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secure", action="store_true",
+        help="Kafka with SASL/SCRAM-SHA-512 over TLS (same as NUDGE_KAFKA_SECURITY=sasl_ssl); see stack/secure.py",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The environment's settings; --secure switches Kafka to SASL_SSL."""
+    if getattr(args, "secure", False):
+        return load_settings(kafka_security="sasl_ssl")
+    return load_settings()
 
 
 def _run(action: Callable[[], int]) -> int:
     from stack.errors import StackError
+    from streams.kafka_config import KafkaSecurityError
 
     try:
         return int(action())
-    except StackError as exc:
+    except (StackError, KafkaSecurityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -60,7 +78,7 @@ def _up(args: argparse.Namespace) -> int:
     from stack import launcher
 
     def go() -> int:
-        launcher.up(load_settings())
+        launcher.up(_settings(args))
         return 0
 
     return _run(go)
@@ -80,7 +98,7 @@ def _status(args: argparse.Namespace) -> int:
     from stack import launcher
 
     def show() -> int:
-        rows = launcher.status(load_settings())
+        rows = launcher.status(_settings(args))
         for row in rows:
             state = "up" if row.answering else "down"
             pid = str(row.pid) if row.pid else "-"
@@ -123,11 +141,13 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
+    from stack.launcher import topic_admin
     from stack.topics import ensure_topics
     from streams.topics import TOPICS
 
     def go() -> int:
-        report = ensure_topics(load_settings().bootstrap_servers, TOPICS)
+        settings = _settings(args)
+        report = ensure_topics(settings.bootstrap_servers, TOPICS, admin=topic_admin(settings))
         print(report.summary())
         report.raise_for_mismatch()
         return 0

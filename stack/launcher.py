@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import importlib
+import logging
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,15 +25,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import quote
 
-from stack import configs, procs
+from confluent_kafka.admin import AdminClient
+
+from stack import configs, procs, secure
 from stack.dynamodb import dynamodb_is_local, ensure_insights_table, moto_server_command
 from stack.errors import ServiceDidNotStart, StackError
 from stack.jars import fetch_jars
 from stack.layout import StackLayout
 from stack.probes import connect_probe, connect_request, dynamodb_probe, kafka_probe
 from stack.topics import TopicsReport, ensure_topics
+from streams.kafka_config import confluent_security, protocol_of
 from streams.settings import Settings
 from streams.topics import TOPICS
 
@@ -138,15 +143,19 @@ def _log_tail(layout: StackLayout, service: str, lines: int = LOG_TAIL_ON_FAILUR
     return text
 
 
-def _format_kafka_storage(layout: StackLayout, echo: Echo) -> None:
-    """Format the KRaft log dir once (what kafka-storage.sh format does); later starts reuse it."""
-    if (layout.kafka_data_dir / "meta.properties").exists():
+def _format_kafka_storage(
+    settings: Settings, layout: StackLayout, echo: Echo, material: secure.SecureMaterial | None = None
+) -> None:
+    """Format the KRaft log dir once (what kafka-storage.sh format does); later starts reuse it. The secure
+    stack formats its own log dir with its SCRAM users (``--add-scram``)."""
+    if (secure.kafka_data_dir(settings, layout) / "meta.properties").exists():
         return
+    scram = secure.scram_format_args(material) if material is not None else []
     cmd = configs.jvm_command(
         layout, "tool", configs.STORAGE_TOOL_MAIN, "format",
-        "-t", configs.new_cluster_id(), "-c", str(layout.config_dir / "server.properties"),
+        "-t", configs.new_cluster_id(), "-c", str(layout.config_dir / "server.properties"), *scram,
     )
-    echo("kafka: formatting storage (first start)")
+    echo(f"kafka: formatting storage (first start{', with SCRAM users' if scram else ''})")
     result = subprocess.run(cmd, capture_output=True, text=True)
     with layout.log_file("kafka").open("a") as log:
         log.write(result.stdout + result.stderr)
@@ -168,7 +177,49 @@ def _command(settings: Settings, layout: StackLayout, service: str) -> list[str]
     return moto_server_command(settings)
 
 
-def _start(settings: Settings, layout: StackLayout, service: str, result: UpResult, echo: Echo) -> None:
+def _security_file(layout: StackLayout, service: str) -> Path:
+    """Beside the PID file: the security mode (plaintext or sasl_ssl) the service was started in."""
+    return layout.run_dir / f"{service}.security"
+
+
+def _check_running_modes(settings: Settings, layout: StackLayout) -> None:
+    """Refuse to switch a running stack's security mode (its configs would be rewritten under it). A PID
+    file without a mode file is from before the secure mode existed: plaintext."""
+    wanted = protocol_of(settings)
+    for service in ("kafka", "connect"):
+        if _owned_record(layout, service) is None:
+            continue
+        try:
+            running = _security_file(layout, service).read_text().strip()
+        except FileNotFoundError:
+            running = "plaintext"
+        if running != wanted:
+            raise StackError(
+                f"{service} of the stack in {layout.root} runs in {running} mode, {wanted} was asked for: stop it "
+                "first (`nudge stack down`), or give the other mode its own NUDGE_CACHE_DIR and ports "
+                "(NUDGE_KAFKA_PORT, NUDGE_KAFKA_CONTROLLER_PORT, NUDGE_CONNECT_PORT, NUDGE_DYNAMODB_PORT)"
+            )
+
+
+_quiet_admin = logging.getLogger("stack.launcher.librdkafka")
+_quiet_admin.addHandler(logging.NullHandler())
+_quiet_admin.propagate = False
+
+
+def topic_admin(settings: Settings) -> AdminClient | None:
+    """An AdminClient for ensure_topics when the broker needs credentials; None lets it build its own."""
+    extra = confluent_security(settings)
+    if not extra:
+        return None
+    conf: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers, "socket.timeout.ms": 10000,
+                            "logger": _quiet_admin, **extra}
+    return AdminClient(conf)
+
+
+def _start(
+    settings: Settings, layout: StackLayout, service: str, result: UpResult, echo: Echo,
+    material: secure.SecureMaterial | None = None,
+) -> None:
     """Start service unless it already runs (ours), already answers (not ours), or is external."""
     address = _address(settings, service)
     if _external(settings, service):
@@ -185,11 +236,12 @@ def _start(settings: Settings, layout: StackLayout, service: str, result: UpResu
         result.not_ours.append(service)
         return
     if service == "kafka":
-        _format_kafka_storage(layout, echo)
+        _format_kafka_storage(settings, layout, echo, material)
     record = procs.spawn(
         _command(settings, layout, service), log_path=layout.log_file(service),
         pid_path=layout.pid_file(service), cwd=layout.root,
     )
+    _security_file(layout, service).write_text(protocol_of(settings) + "\n")
     echo(f"{service}: starting (pid {record.pid}), log {layout.log_file(service)}")
     result.started.append(service)
 
@@ -239,7 +291,10 @@ def _up_locked(settings: Settings, layout: StackLayout, result: UpResult, echo: 
     t = time.monotonic()
     if fetch_jars(layout):
         echo(f"jars: fetched into {layout.lib_dir} ({time.monotonic() - t:.1f} s)")
-    configs.write_configs(settings, layout)
+    _check_running_modes(settings, layout)
+    material = configs.write_configs(settings, layout)
+    if material is not None:
+        echo(f"kafka: SASL_SSL (SCRAM-SHA-512) on {settings.bootstrap_servers}; CA {material.ca_file}")
     sink = _sink_module()
     if sink is None:
         echo("connector: connectors.sink is not available yet; DynamoDB sink plugin not installed")
@@ -251,11 +306,13 @@ def _up_locked(settings: Settings, layout: StackLayout, result: UpResult, echo: 
             raise StackError(f"installing the DynamoDB sink plugin failed: {exc}") from exc
         if time.monotonic() - t > 1.0:  # it built the plugin (otherwise it is a quick no-op)
             echo(f"connector: DynamoDB sink plugin built and installed ({time.monotonic() - t:.1f} s)")
-    _start(settings, layout, "kafka", result, echo)
+    _start(settings, layout, "kafka", result, echo, material)
     _start(settings, layout, "dynamodb", result, echo)
     _wait(settings, layout, "kafka", echo)
+    if material is not None and not _external(settings, "kafka"):
+        secure.sync_users(settings, material)  # before Connect logs in: its password may have changed
     _start(settings, layout, "connect", result, echo)
-    result.topics = ensure_topics(settings.bootstrap_servers, TOPICS)
+    result.topics = ensure_topics(settings.bootstrap_servers, TOPICS, admin=topic_admin(settings))
     echo(result.topics.summary())
     result.topics.raise_for_mismatch()
     _wait(settings, layout, "dynamodb", echo)

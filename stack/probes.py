@@ -19,6 +19,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from stack.dynamodb import dynamodb_is_local, list_tables
+from streams.kafka_config import confluent_security
 from streams.settings import Settings
 
 __all__ = ["kafka_probe", "connect_probe", "dynamodb_probe", "port_open", "connect_get", "connect_request"]
@@ -41,6 +42,7 @@ def kafka_probe(settings: Settings) -> str | None:
         return f"nothing listens on {settings.bootstrap_servers}"
     # librdkafka logs every failed connection attempt; the probe reports failures itself.
     conf: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers, "logger": _quiet}
+    conf.update(confluent_security(settings))  # SASL_SSL when NUDGE_KAFKA_SECURITY says so
     admin = AdminClient(conf)
     try:
         metadata = admin.list_topics(timeout=5)
