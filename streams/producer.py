@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streams.kafka_config import confluent_security
 from streams.settings import Settings
 
 __all__ = ["AsyncPublisher", "Delivery", "PublishError", "make_producer", "producer_config"]
@@ -51,6 +52,7 @@ def producer_config(
         "compression.type": compression,
         "batch.size": 256 * 1024,
         "message.timeout.ms": 30_000,
+        **confluent_security(settings),
     }
     config.update(overrides)
     return config
