@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from schemas.codec import DecodeError, default_codec
+from streams.kafka_config import confluent_security
 from streams.producer import producer_config
 from streams.settings import Settings
 
@@ -37,6 +38,7 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> Itera
             "group.id": f"nudge-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            **confluent_security(settings),
         }
     )
     try:
