@@ -21,6 +21,7 @@ from mode import Service
 from core.rules import Catalogue, RuleValidationError, compile_rule
 from schemas.codec import default_codec
 from streams.dead_letter import build_dead_letter
+from streams.kafka_config import aiokafka_security
 from streams.metrics import CATALOGUE_RULES
 from streams.topics import dead_letter_of
 
@@ -91,7 +92,8 @@ class RuleCatalogueFeed(Service):
     async def on_start(self) -> None:
         settings = self.pipeline.settings
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, group_id=None
+            bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, group_id=None,
+            **aiokafka_security(settings),
         )
         await consumer.start()
         self._consumer = consumer
