@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 
+from streams.kafka_config import faust_security
 from streams.settings import Settings, load_settings
 from streams.topics import TOPICS
 
@@ -92,6 +93,7 @@ def create_app(
         producer_compression_type="lz4",
         consumer_auto_offset_reset=settings.auto_offset_reset,
         autodiscover=False,
+        **faust_security(settings),  # SASL/SCRAM over TLS when NUDGE_KAFKA_SECURITY=sasl_ssl
         **overrides,
     )
     pipeline = Pipeline(app=app, settings=settings, topics=_faust_topics(app))
