@@ -19,6 +19,7 @@ from typing import Any
 from core.rules import CompiledRule
 from core.rules.catalogue import compile_files
 from core.rules.errors import ValidationIssue
+from streams.kafka_config import confluent_security
 from streams.settings import PROJECT_ROOT, Settings, load_settings
 
 __all__ = ["register", "PublishPlan", "Published", "plan_publish", "read_published"]
@@ -206,7 +207,8 @@ def read_published(settings: Settings, timeout_s: float = 15.0, topic_name: str 
     from schemas.codec import default_codec
 
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"nudge-rules-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         **confluent_security(settings)})
     try:
         meta = consumer.list_topics(topic_name, timeout=timeout_s)
         topic = meta.topics.get(topic_name)
