@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from core.rules import CompiledRule
+from streams.kafka_config import confluent_security
 from streams.settings import Settings
 from streams.web.api_backend import ApiError, Check, InsightsPage
 from streams.web.backend_insights import DynamoInsights
@@ -164,7 +165,8 @@ class StackBackend:
             from confluent_kafka.admin import AdminClient
 
             if self._admin is None:
-                self._admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
+                self._admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers,
+                                           **confluent_security(self.settings)})
             return len(self._admin.list_topics(timeout=3).brokers)
 
         try:
