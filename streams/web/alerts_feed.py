@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from core.delivery import alert_payload
 from schemas.codec import DecodeError, default_codec
+from streams.kafka_config import aiokafka_security
 from streams.settings import Settings
 from streams.web.auth import AccessDenied, check_access
 
@@ -58,6 +59,7 @@ def _consumer(settings: Settings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="latest",
         client_id="nudgestream-alerts-feed",
+        **aiokafka_security(settings),
     )
 
 
