@@ -22,6 +22,7 @@ from pathlib import Path
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.codec import default_codec
+from streams.kafka_config import confluent_security
 from streams.producer import make_producer
 from streams.settings import Settings
 from streams.sweeps import read_progress
@@ -36,7 +37,8 @@ def commit_current_ends(settings: Settings, group_id: str, topics: list[str]) ->
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False}
+        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
+         **confluent_security(settings)}
     )
     try:
         offsets = [TopicPartition(t, p, high) for (t, p), high in end_offsets(settings, topics).items()]
@@ -161,7 +163,8 @@ def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], 
     """The end offset of every partition of ``topics`` now."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "nudge-offsets"})
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "nudge-offsets",
+                         **confluent_security(settings)})
     try:
         ends: dict[tuple[str, int], int] = {}
         for topic in topics:
@@ -182,7 +185,8 @@ def wait_caught_up(
     now = end_offsets(settings, sorted({t for t, _ in since}))
     targets = {tp: high for tp, high in now.items() if high > since.get(tp, 0)}
     consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False}
+        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
+         **confluent_security(settings)}
     )
     try:
         deadline = time.monotonic() + timeout_s
