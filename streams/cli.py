@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.rules_cli",
     "simulator.cli",
     "streams.web.apikey_cli",
+    "streams.demo",
 )
 
 

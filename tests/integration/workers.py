@@ -22,29 +22,14 @@ from pathlib import Path
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.codec import default_codec
-from streams.kafka_config import confluent_security
+from streams.offsets import commit_current_ends, end_offsets, wait_caught_up
 from streams.producer import make_producer
 from streams.settings import Settings
 from streams.sweeps import read_progress
 
-__all__ = ["WorkerGroup", "commit_current_ends", "keys_per_partition"]
+__all__ = ["WorkerGroup", "commit_current_ends", "end_offsets", "keys_per_partition", "wait_caught_up"]
 
 INPUT_TOPICS = ["transactions", "balances", "customers", "sweep", "alerts", "alerts.retry"]
-
-
-def commit_current_ends(settings: Settings, group_id: str, topics: list[str]) -> None:
-    """Start a new consumer group at the current end of ``topics`` (committed, not 'latest')."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
-         **confluent_security(settings)}
-    )
-    try:
-        offsets = [TopicPartition(t, p, high) for (t, p), high in end_offsets(settings, topics).items()]
-        consumer.commit(offsets=offsets, asynchronous=False)
-    finally:
-        consumer.close()
 
 
 def keys_per_partition(prefix: str, partitions: int) -> dict[int, str]:
@@ -157,50 +142,3 @@ def read_json_topic(
         if key.startswith(prefix):
             out.append((key, None if msg.value() is None else json.loads(msg.value())))
     return out
-
-
-def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    """The end offset of every partition of ``topics`` now."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "nudge-offsets",
-                         **confluent_security(settings)})
-    try:
-        ends: dict[tuple[str, int], int] = {}
-        for topic in topics:
-            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                ends[(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-        return ends
-    finally:
-        consumer.close()
-
-
-def wait_caught_up(
-    settings: Settings, group_id: str, since: dict[tuple[str, int], int], timeout_s: float = 180.0
-) -> None:
-    """Wait until the group has committed everything produced to the partitions that grew after ``since``
-    (a snapshot of :func:`end_offsets` taken before producing)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    now = end_offsets(settings, sorted({t for t, _ in since}))
-    targets = {tp: high for tp, high in now.items() if high > since.get(tp, 0)}
-    consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
-         **confluent_security(settings)}
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            committed = consumer.committed([TopicPartition(t, p) for t, p in targets], timeout=10)
-            behind = {
-                (c.topic, c.partition): targets[(c.topic, c.partition)] - c.offset
-                for c in committed
-                if c.offset < targets[(c.topic, c.partition)]
-            }
-            if not behind:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"group {group_id} still behind: {behind}")
-            time.sleep(0.5)
-    finally:
-        consumer.close()
