@@ -75,7 +75,7 @@ def _overdraft_days(state: CustomerState, t: int) -> int | None:
 class _Context:
     """Inputs shared by the feature groups, each computed at most once per call."""
 
-    __slots__ = ("state", "today", "t", "f", "_ledger", "_streams", "_income")
+    __slots__ = ("state", "today", "t", "f", "_ledger", "_streams", "_income", "_activity")
 
     def __init__(self, state: CustomerState, as_of: datetime) -> None:
         self.state = state
@@ -85,6 +85,7 @@ class _Context:
         self._ledger: tuple[int, int] | None = None
         self._streams: tuple[float, list[tuple[int, int]]] | None = None
         self._income: tuple[Any, ...] | None = None
+        self._activity: tuple[dict[str, int], dict[str, int], dict[tuple[str, int], list[int]]] | None = None
 
     def ledger(self) -> tuple[int, int]:
         """Index range of the ledger's last 30 days."""
@@ -92,6 +93,12 @@ class _Context:
             days = self.state.ledger[0]
             self._ledger = (bisect_right(days, self.t - 30), bisect_right(days, self.t))
         return self._ledger
+
+    def activity(self) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, int], list[int]]]:
+        """``_merchant_activity`` once per call (the duplicates and merchants groups both need it)."""
+        if self._activity is None:
+            self._activity = _merchant_activity(self)
+        return self._activity
 
     def merchant_counts(self) -> Counter[str]:
         """Transactions per merchant in the last 30 days (counted in C)."""
@@ -186,21 +193,36 @@ def _g_spend(c: _Context) -> None:
 
 
 def _g_ledger(c: _Context) -> None:
+    """The 30-day ledger figures in one pass (integer pence throughout, divided once)."""
     lo, hi = c.ledger()
     _, l_pence, l_flags, _ = c.state.ledger
-    rows = list(zip(l_pence[lo:hi], l_flags[lo:hi], strict=True))
-    debits = [p for p, fl in rows if not fl & CREDIT]
-    credits = [p for p, fl in rows if fl & CREDIT]
+    income = largest_debit = largest_credit = cash_count = cash = cash_fees = fx_fees = round_up = 0
+    for p, fl in zip(l_pence[lo:hi], l_flags[lo:hi], strict=True):
+        if fl & CREDIT:
+            if not fl & OWN:
+                income += p
+            if p > largest_credit:
+                largest_credit = p
+        elif p > largest_debit:
+            largest_debit = p
+        if fl & CASH:
+            cash_count += 1
+            cash += p
+        if fl & FEE_CASH:
+            cash_fees += p
+        if fl & FEE_FX:
+            fx_fees += p
+        if fl & CARD and p % 100:
+            round_up += 100 - p % 100
     f = c.f
-    f["income_30d"] = sum(p for p, fl in rows if fl & CREDIT and not fl & OWN) / 100
-    f["largest_debit_30d"] = max(debits, default=0) / 100
-    f["largest_credit_30d"] = max(credits, default=0) / 100
-    cash = [p for p, fl in rows if fl & CASH]
-    f["cash_withdrawals_30d_count"] = len(cash)
-    f["cash_withdrawals_30d_amount"] = sum(cash) / 100
-    f["cash_fees_30d"] = sum(p for p, fl in rows if fl & FEE_CASH) / 100
-    f["fx_fees_30d"] = sum(p for p, fl in rows if fl & FEE_FX) / 100
-    f["round_up_potential_30d"] = sum(100 - p % 100 for p, fl in rows if fl & CARD and p % 100) / 100
+    f["income_30d"] = income / 100
+    f["largest_debit_30d"] = largest_debit / 100
+    f["largest_credit_30d"] = largest_credit / 100
+    f["cash_withdrawals_30d_count"] = cash_count
+    f["cash_withdrawals_30d_amount"] = cash / 100
+    f["cash_fees_30d"] = cash_fees / 100
+    f["fx_fees_30d"] = fx_fees / 100
+    f["round_up_potential_30d"] = round_up / 100
 
 
 def _merchant_activity(c: _Context) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, int], list[int]]]:
@@ -229,7 +251,7 @@ def _g_duplicates(c: _Context) -> None:
     """Same merchant and amount charged again within 2 days: one item per merchant (the latest)."""
     duplicates: dict[str, dict[str, object]] = {}
     latest: dict[str, int] = {}
-    for (merchant, pence), days in _merchant_activity(c)[2].items():
+    for (merchant, pence), days in c.activity()[2].items():
         if len(days) < 2:
             continue
         for j in range(len(days) - 1, 0, -1):
@@ -267,7 +289,7 @@ def _g_categories(c: _Context) -> None:
 def _g_merchants(c: _Context) -> None:
     """The top merchants by net 30-day spend (fully refunded ones drop out), 90-day spend from histories."""
     t = c.t
-    m_spend, m_count, _ = _merchant_activity(c)
+    m_spend, m_count, _ = c.activity()
     top = sorted(((m, p) for m, p in m_spend.items() if p > 0), key=lambda kv: (-kv[1], kv[0]))[:TOP_MERCHANTS]
     merchants = []
     for merchant, pence in top:
