@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv stack-down
+.PHONY: demo test lint venv stack-down system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never downloads one).
+# Needs root and apt; elsewhere the browser tests skip and say why.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+
 demo: $(STAMP)
 	$(BIN)/nudge demo
 
 # pytest exits 5 when it collected no test: that must fail, not pass.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/nudge stack fetch
 	$(BIN)/python -m pytest -p no:cacheprovider -q -rfEs tests; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests were collected: failing"; exit 1; fi; exit $$rc
