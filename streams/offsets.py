@@ -8,6 +8,7 @@ import time
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.kafka_config import confluent_security
 from streams.settings import Settings
 
 __all__ = ["commit_current_ends", "end_offsets", "wait_caught_up"]
@@ -15,7 +16,8 @@ __all__ = ["commit_current_ends", "end_offsets", "wait_caught_up"]
 
 def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
     """The end offset of every partition of ``topics`` now."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "nudge-offsets"})
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "nudge-offsets",
+                         **confluent_security(settings)})
     try:
         ends: dict[tuple[str, int], int] = {}
         for topic in topics:
@@ -30,7 +32,8 @@ def commit_current_ends(settings: Settings, group_id: str, topics: list[str]) ->
     """Start a new consumer group at the current end of ``topics`` (committed, so nothing produced later
     is skipped even if a worker dies before its first commit)."""
     consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False}
+        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
+         **confluent_security(settings)}
     )
     try:
         offsets = [TopicPartition(t, p, high) for (t, p), high in end_offsets(settings, topics).items()]
@@ -47,7 +50,8 @@ def wait_caught_up(
     now = end_offsets(settings, sorted({t for t, _ in since}))
     targets = {tp: high for tp, high in now.items() if high > since.get(tp, 0)}
     consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False}
+        {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
+         **confluent_security(settings)}
     )
     try:
         deadline = time.monotonic() + timeout_s
