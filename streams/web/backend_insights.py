@@ -86,8 +86,13 @@ def _plain(value: Any) -> Any:
 
 
 def insight_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored item (already deserialised) as the API's insight; timestamps in ms become ISO 8601."""
+    """A stored item (already deserialised) as the API's insight; timestamps in ms become ISO 8601.
+
+    The pipeline stores only eligible scores (``core.scoring.score_value``: a rule that stops being
+    eligible is tombstoned, and the sink deletes its item), so an item without ``eligible`` is eligible.
+    """
     out = {k: _plain(v) for k, v in item.items()}
+    out.setdefault("eligible", True)
     evaluated = out.get("evaluated_at")
     if isinstance(evaluated, int | float) and not isinstance(evaluated, bool):
         out["evaluated_at"] = datetime.fromtimestamp(evaluated / 1000, UTC).isoformat()

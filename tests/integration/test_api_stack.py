@@ -93,9 +93,10 @@ async def test_insights_from_dynamodb_ranked_and_paged(stack: Settings, client: 
 
     customer = f"it-cust-{uuid.uuid4().hex[:10]}"
     scores = [0.31, 0.92, 0.55, 0.08, 0.77, 0.64, 0.45]
-    items = [{"customer_id": customer, "rule_id": f"rule_{i}", "rule_version": 1, "eligible": True,
-              "score": Decimal(str(s)), "message": f"insight {i}", "reasons": ["holds"], "items": [],
-              "evaluated_at": 1764028800000 + i, "sweep_id": None, "transaction_id": None}
+    # the shape core.scoring.score_value writes to `scores` (no `eligible`: only eligible scores are stored)
+    items = [{"customer_id": customer, "rule_id": f"rule_{i}", "rule_version": 1,
+              "score": Decimal(str(s)), "message": f"insight {i}", "reasons": ["holds"],
+              "evaluated_at": f"2025-11-25T00:00:0{i}+00:00", "transaction_id": f"t-{i}"}
              for i, s in enumerate(scores)]
     items.append({"customer_id": customer, "rule_id": "rule_off", "rule_version": 1, "eligible": False,
                   "score": None, "message": None, "reasons": ["missing feature x"], "items": [],
@@ -114,7 +115,8 @@ async def test_insights_from_dynamodb_ranked_and_paged(stack: Settings, client: 
         if cursor is None:
             break
     assert [i["score"] for i in seen] == sorted(scores, reverse=True)
-    assert seen[0]["rule_id"] == "rule_1" and seen[0]["evaluated_at"] == "2025-11-25T00:00:00.001000+00:00"
+    assert seen[0]["rule_id"] == "rule_1" and seen[0]["evaluated_at"] == "2025-11-25T00:00:01+00:00"
+    assert all(i["eligible"] is True for i in seen)
     everything = await (await client.get(f"/v1/customers/{customer}/insights?include_ineligible=true&limit=100",
                                          headers=ADMIN)).json()
     assert len(everything["insights"]) == 8 and everything["insights"][-1]["rule_id"] == "rule_off"

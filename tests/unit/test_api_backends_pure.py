@@ -180,3 +180,18 @@ def test_pipeline_checks_on_a_worker_not_started(tmp_path: Path) -> None:
     pipeline = create_app(load_settings(worker_data_dir=tmp_path))
     checks = pipeline_checks(pipeline)
     assert not checks["partitions_assigned"].ok and not checks["tables_recovered"].ok
+
+
+def test_items_as_the_pipeline_writes_them_are_eligible_insights() -> None:
+    """The sink stores core.scoring.score_value's JSON: no `eligible` field (only eligible scores exist)."""
+    from core.scoring import Origin, score_value
+
+    rule = compile_rule(rule_source())
+    outcome = rule.evaluate({"balance_current": 40.0}, explain=True)
+    value = score_value("c1", outcome, datetime(2026, 11, 25, 9, tzinfo=UTC), Origin("transaction", "t-1"))
+    stored = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in value.items()}
+    insight = insight_from_item(stored)
+    assert insight["eligible"] is True and insight["score"] == 0.6 and insight["transaction_id"] == "t-1"
+    assert insight["evaluated_at"] == "2026-11-25T09:00:00+00:00"
+    page = rank_insights([insight], limit=5, cursor=None, include_ineligible=False)
+    assert [i["rule_id"] for i in page.items] == ["low_balance"]
