@@ -343,15 +343,15 @@ def _advance(state: CustomerState, day: int, changed: set[str]) -> None:
     """Move the watermark to ``day`` and drop everything that fell out of its horizon."""
     previous = state.watermark
     state.watermark = day
-    seen = state.seen
     for id_hash, record in list(state.pending.items()):
         if record[1] < day - PENDING_DAYS:
             del state.pending[id_hash]
-            seen.pop(id_hash, None)
+            state.seen.pop(id_hash, None)
             _forget_recent(state, id_hash, changed)
             _apply(state, tuple(record[1:]), -1, changed)
     if day // 7 != previous // 7:  # weekly: ids past the horizon are harmless meanwhile (stale anyway)
         cutoff = day - DEDUPE_DAYS
+        seen = state.seen
         for key in [k for k, d in seen.items() if d < cutoff]:
             del seen[key]
     for key in [k for k, d in state.booked_refs.items() if d < day - PENDING_DAYS]:
@@ -406,18 +406,17 @@ def fold(state: CustomerState, txn: Transaction) -> FoldResult:
         return FoldResult(history, stale=True)
     if kind[2] & PENDING and state.watermark and day < state.watermark - PENDING_DAYS:
         return FoldResult(history, stale=True)  # a pending this old has lapsed already
-    seen = state.seen
     id_hash = _hash(txn.transaction_id)
     ref_hash = _hash(txn.reference) if txn.reference else 0
     pending_now = txn.status == "Pending"
     replaced_key: int | None = None
-    if id_hash in seen:
+    if state.seen_contains(id_hash):
         if pending_now or id_hash not in state.pending:
             return FoldResult(history, duplicate=True)
         replaced_key = id_hash
     elif ref_hash:
         if pending_now and ref_hash in state.booked_refs:
-            seen[id_hash] = day
+            state.seen_set(id_hash, day)
             return FoldResult(history, duplicate=True)
         # a booked twin replaces its pending; a re-issued pending under a new id replaces the old one
         replaced_key = next((k for k, r in state.pending.items()
@@ -431,8 +430,8 @@ def fold(state: CustomerState, txn: Transaction) -> FoldResult:
         record = state.pending.pop(replaced_key)
         _apply(state, tuple(record[1:]), -1, changed)
         _forget_recent(state, replaced_key, changed)
-    seen[id_hash] = day
-    if len(seen) > MAX_SEEN:
+    state.seen_set(id_hash, day)
+    if state.seen_count() > MAX_SEEN:
         _bound_seen(state)
     if pending_now:
         state.pending[id_hash] = [ref_hash, *kind]

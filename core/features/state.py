@@ -22,12 +22,15 @@ money is integer pence, ``watermark`` is the latest event day seen):
 - ``accounts`` and ``eod``: latest balances per account and end-of-day booked balances for ``EOD_DAYS``.
 
 Serialisation is ``marshal`` of plain containers (fast, C-implemented, stable format version 4) behind a
-one-byte layout version; the dedupe hashes are packed arrays decoded only when a fold needs them.
+one-byte layout version; the dedupe hashes are packed arrays. A fold of a loaded state looks ids up in the
+packed keys (an aligned byte search) and keeps new ids aside, so the dict of every id is built only when ids are
+dropped (weekly horizon, lapsed pendings, ``MAX_SEEN``); the bytes written are the same either way.
 """
 
 from __future__ import annotations
 
 import marshal
+import sys
 from array import array
 from typing import Any
 
@@ -61,7 +64,7 @@ class CustomerState:
     """Mutable per-customer state; build with ``CustomerState()`` or ``CustomerState.from_bytes``."""
 
     __slots__ = (
-        "currency", "first_day", "watermark", "dedupe_floor", "_seen", "_seen_raw", "pending", "_booked_refs", "series",
+        "currency", "first_day", "watermark", "dedupe_floor", "_seen", "_seen_raw", "_seen_new", "pending", "_booked_refs", "series",
         "ledger", "_merchants", "_payers", "streams", "incomes", "accounts", "eod", "recent", "_cold_raw",
     )
 
@@ -73,6 +76,8 @@ class CustomerState:
         self.dedupe_floor: int = 0
         self._seen: dict[int, int] | None = {}
         self._seen_raw: tuple[bytes, bytes] = (b"", b"")
+        # ids added to a loaded state while ``_seen`` is not decoded (none of them is in ``_seen_raw``)
+        self._seen_new: dict[int, int] = {}
         # id hash -> [ref hash (0 = none), day, cents, flags, merchant, category, payer]
         self.pending: dict[int, list[Any]] = {}
         self._booked_refs: dict[int, int] = {}
@@ -97,14 +102,36 @@ class CustomerState:
 
     @property
     def seen(self) -> dict[int, int]:
-        """Dedupe memory (decoded on first use: ``features_at`` never needs it)."""
+        """Dedupe memory, id hash -> day, in insertion order (decoded on first use: most folds need only
+        ``seen_contains`` / ``seen_set`` / ``seen_count``, and ``features_at`` never needs it)."""
         if self._seen is None:
             keys = array("Q")
             keys.frombytes(self._seen_raw[0])
             days = array("i")
             days.frombytes(self._seen_raw[1])
-            self._seen = dict(zip(keys, days, strict=True))
+            seen = dict(zip(keys, days, strict=True))
+            seen.update(self._seen_new)
+            self._seen, self._seen_new = seen, {}
         return self._seen
+
+    def seen_contains(self, id_hash: int) -> bool:
+        """Whether the id hash is in the dedupe memory, without decoding it."""
+        if self._seen is not None:
+            return id_hash in self._seen
+        return id_hash in self._seen_new or _packed_index(self._seen_raw[0], id_hash) >= 0
+
+    def seen_set(self, id_hash: int, day: int) -> None:
+        """``seen[id_hash] = day`` (a new id is kept aside; re-dating a packed one decodes the memory)."""
+        if self._seen is None and (id_hash in self._seen_new or _packed_index(self._seen_raw[0], id_hash) < 0):
+            self._seen_new[id_hash] = day
+            return
+        self.seen[id_hash] = day
+
+    def seen_count(self) -> int:
+        """``len(seen)`` without decoding it."""
+        if self._seen is not None:
+            return len(self._seen)
+        return len(self._seen_raw[0]) // 8 + len(self._seen_new)
 
     def _thaw(self) -> None:
         if self._cold_raw is not None:
@@ -133,6 +160,9 @@ class CustomerState:
     def to_bytes(self) -> bytes:
         if self._seen is None:
             seen_raw = self._seen_raw
+            if self._seen_new:  # appended after the packed ids: the same bytes as encoding the decoded dict
+                seen_raw = (seen_raw[0] + array("Q", list(self._seen_new)).tobytes(),
+                            seen_raw[1] + array("i", list(self._seen_new.values())).tobytes())
         else:
             seen_raw = (array("Q", self._seen.keys()).tobytes(), array("i", self._seen.values()).tobytes())
         cold = self._cold_raw
@@ -160,7 +190,12 @@ class CustomerState:
             ) = body
         except (EOFError, ValueError, TypeError) as exc:
             raise StateDecodeError(f"corrupt customer state: {exc}") from exc
+        raw = state._seen_raw
+        if not (isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[0], bytes) and isinstance(raw[1], bytes)
+                and len(raw[0]) % 8 == 0 and len(raw[0]) == 2 * len(raw[1])):
+            raise StateDecodeError("corrupt customer state: the dedupe memory is not two packed arrays of one length")
         state._seen = None
+        state._seen_new = {}
         return state
 
     def __eq__(self, other: object) -> bool:
@@ -168,11 +203,20 @@ class CustomerState:
             return NotImplemented
         self._thaw()
         other._thaw()
-        skip = ("_seen", "_seen_raw", "_cold_raw")
+        skip = ("_seen", "_seen_raw", "_seen_new", "_cold_raw")
         return all(getattr(self, s) == getattr(other, s) for s in self.__slots__ if s not in skip) \
             and self.seen == other.seen
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _packed_index(packed: bytes, id_hash: int) -> int:
+    """Position of ``id_hash`` in native-order packed ``array("Q")`` bytes, or -1 (a match must be aligned)."""
+    needle = id_hash.to_bytes(8, sys.byteorder)
+    i = packed.find(needle)
+    while i >= 0 and i % 8:
+        i = packed.find(needle, i + 1)
+    return i // 8 if i >= 0 else -1
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,118 @@
+"""The speed-ups of the feature code change no result: lazy dedupe memory, caches, and the vectors on simulated
+customers against digests taken from the implementation before the speed-ups (commit e9c351a)."""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import sys
+from array import array
+from datetime import date, timedelta
+
+import pytest
+from test_features_support import folded, tx
+
+from core.features import CustomerState, StateDecodeError, features_at, fold
+from core.features.state import _packed_index
+
+# sha256 of the inputs (simulator seed 4243, customers 0-2, 13 months from 2025-10-01) and of the fold results
+# and vectors the e9c351a implementation gave for them (see _simulated_digests).
+_SIMULATED_INPUT = "d20d97527486618ce76a9cfd6ea2197b3a749ab98fe6da5a9527a9a4b0bc7186"
+_SIMULATED_OUTPUT = "3fe8310f4934a2205d76372300b24ae66834326647d47f5eb813a458b3b7e215"
+
+
+def _simulated_digests() -> tuple[str, str]:
+    from schemas.records import to_transaction
+    from simulator.generator import population
+
+    inputs, outputs = hashlib.sha256(), hashlib.sha256()
+    for customer in population(4243, 3, date(2025, 10, 1), 13):
+        txns = [to_transaction(record) for record in customer.records]
+        for txn in txns:
+            inputs.update(repr(txn).encode())
+        state = CustomerState()
+        for i, txn in enumerate(txns):
+            r = fold(state, txn)
+            outputs.update(repr((sorted(r.changed), r.duplicate, r.replaced, r.stale)).encode())
+            if i % 50 == 0:  # the lazily decoded paths of a loaded state, as a worker sees them
+                state = CustomerState.from_bytes(state.to_bytes())
+        for days in (0, 3, 40):
+            vector = features_at(state, txns[-1].booked_at + timedelta(days=days, hours=12))
+            outputs.update(repr(sorted(vector.items())).encode())
+    return inputs.hexdigest(), outputs.hexdigest()
+
+
+def test_simulated_customers_give_the_vectors_of_the_original_implementation() -> None:
+    inputs, outputs = _simulated_digests()
+    if inputs != _SIMULATED_INPUT:
+        pytest.skip("the simulator's customers changed: recompute both digests with the e9c351a feature code")
+    assert outputs == _SIMULATED_OUTPUT
+
+
+def test_packed_index_only_matches_aligned_ids() -> None:
+    ids = [0x0102030405060708, 0x1112131415161718, 0xFFFFFFFFFFFFFFFF]
+    packed = array("Q", ids).tobytes()
+    assert [_packed_index(packed, i) for i in ids] == [0, 1, 2]
+    assert _packed_index(packed, 42) == -1
+    # bytes 4..11 straddle two ids: that value occurs in the buffer, but not as an id
+    straddling = int.from_bytes(packed[4:12], sys.byteorder)
+    assert straddling not in ids and _packed_index(packed, straddling) == -1
+    assert _packed_index(packed + array("Q", [straddling]).tobytes(), straddling) == 3
+
+
+def _history() -> list:
+    txns = [tx(f"t{d}", d, "12.50", merchant="Tesco", ref=f"r{d}") for d in range(0, 120, 2)]
+    txns += [tx(f"p{d}", d, "4.20", merchant="Pret", status="Pending") for d in range(100, 118, 3)]
+    return txns
+
+
+def _body(state: CustomerState) -> object:
+    """The encoded state, decoded (marshal's bytes may differ with object reference counts, the content not)."""
+    data = state.to_bytes()
+    body = list(marshal.loads(data[1:]))
+    body[5] = marshal.loads(body[5])  # the histories are marshal bytes within
+    return data[0], body
+
+
+def test_a_loaded_state_dedupes_and_encodes_like_a_decoded_one() -> None:
+    """Folds on a state from bytes (packed ids plus ids kept aside) equal folds on the live state, and encode
+    the same content (dedupe arrays included)."""
+    base = folded(_history())
+    later = [
+        tx("t110", 110, "12.50", merchant="Tesco", ref="r110"),  # duplicate of a packed id
+        tx("n1", 120, "3.00", merchant="Greggs"),
+        tx("n1", 120, "3.00", merchant="Greggs"),  # duplicate of an id kept aside
+        tx("p115", 121, "4.20", merchant="Pret"),  # the pending booked under its own id: re-dates a packed id
+        tx("n2", 121, "9.99", merchant="Netflix"),
+        tx("n3", 129, "9.99", merchant="Boots"),  # next week: the horizon prune decodes the memory
+    ]
+    live = folded([], CustomerState.from_bytes(base.to_bytes()))
+    live.seen  # noqa: B018 - decoded up front: the reference behaviour
+    loaded = CustomerState.from_bytes(base.to_bytes())
+    for txn in later:
+        expected = fold(live, txn)
+        got = fold(loaded, txn)
+        assert got == expected
+        assert _body(loaded) == _body(live)
+        loaded = CustomerState.from_bytes(loaded.to_bytes())
+    assert loaded == live and loaded.seen == live.seen
+    assert fold(loaded, later[1]).duplicate and fold(loaded, later[0]).duplicate
+
+
+def test_ids_kept_aside_survive_a_round_trip_in_insertion_order() -> None:
+    state = CustomerState.from_bytes(folded(_history()).to_bytes())
+    fold(state, tx("x1", 119, "1.00", merchant="Greggs"))
+    fold(state, tx("x2", 119, "2.00", merchant="Greggs"))
+    assert state.seen_count() == len(state.seen)
+    reloaded = CustomerState.from_bytes(state.to_bytes())
+    assert list(reloaded.seen) == list(state.seen)
+    assert fold(reloaded, tx("x2", 119, "2.00", merchant="Greggs")).duplicate
+
+
+@pytest.mark.parametrize("seen_raw", [(b"\0" * 8, b""), (b"\0" * 7, b"\0" * 4), (b"", b"", b""), ("ab", "cd")])
+def test_a_corrupt_dedupe_memory_is_a_decode_error(seen_raw: tuple[object, ...]) -> None:
+    data = folded(_history()).to_bytes()
+    body = list(marshal.loads(data[1:]))
+    body[3] = seen_raw
+    with pytest.raises(StateDecodeError, match="dedupe memory"):
+        CustomerState.from_bytes(data[:1] + marshal.dumps(tuple(body), 4))
