@@ -22,10 +22,7 @@ from streams.app import Pipeline
 from streams.event_context import event_context
 from streams.metrics import DUPLICATES, EVALUATION_SECONDS, EVALUATIONS, EVENTS_IN
 
-__all__ = ["register", "BATCH_MAX", "BATCH_WITHIN_S"]
-
-BATCH_MAX = 1000
-BATCH_WITHIN_S = 0.01
+__all__ = ["register"]
 
 
 def register(pipeline: Pipeline) -> None:
@@ -60,7 +57,10 @@ def register(pipeline: Pipeline) -> None:
     @app.agent(pipeline.topics["transactions"], name="transactions")
     async def process_transactions(stream: StreamT[bytes]) -> None:
         await io.feed.ready.wait()  # never score with a partial rule catalogue
-        async for events in stream.take_events(max_=BATCH_MAX, within=BATCH_WITHIN_S):
+        settings = pipeline.settings
+        async for events in stream.take_events(
+            max_=settings.batch_max, within=settings.batch_within_ms / 1000
+        ):
             EVENTS_IN.labels("transactions").inc(len(events))
             by_customer: dict[bytes, list[tuple[EventT, Transaction]]] = defaultdict(list)
             for event in events:

@@ -38,6 +38,10 @@ class Settings:
     # Where a new consumer group starts: "earliest" in production; tests and benchmarks that run a fresh
     # group against shared topics use "latest" and wait for the worker's assignment before producing.
     auto_offset_reset: str = "earliest"
+    # Transactions agent batching: at most this many events, or what arrived within this many ms. Larger
+    # batches mean fewer table writes (one per customer per batch) at the cost of latency.
+    batch_max: int = 2000
+    batch_within_ms: int = 100
     # Nightly sweep schedule (cron syntax, run by the leader worker) and its time zone.
     sweep_cron: str = "0 1 * * *"
     sweep_timezone: str = "Europe/London"
