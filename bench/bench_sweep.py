@@ -1,0 +1,344 @@
+"""Sweep throughput on the real stack with 1 and 2 `nudge worker` processes, the raw ceiling, memory, RocksDB
+size per customer, and whether a sweep holds up real-time transactions.
+
+Run: ``.venv/bin/python -m bench.bench_sweep [--customers 100000] [--distinct 500] [--months 3]``
+(the local stack must be up: ``nudge stack up``).
+
+Loading. Folding histories through a worker runs at a few hundred transactions/s on this shared machine
+(see bench_pipeline), far too slow for 10^4..10^5 customers. So ``--distinct`` simulated customers
+(``--months`` of history) are folded in pure code with the worker's own function
+(:func:`core.customer.apply_transactions`, the local rule catalogue, which must equal the published one), and
+their record bytes are written under ``--customers`` customer ids (the distinct ones, then numbered copies)
+to the workers' ``<app id>-customers-changelog`` topic before any worker starts: the workers recover their
+RocksDB tables from it exactly as after a restart. A copy costs the sweep what an original costs (nothing is
+cached across customers).
+
+Then, with live transactions of the distinct customers trickling in at ``--trickle`` tx/s throughout:
+  * baseline: trickle only, no sweep (1 worker);
+  * sweep 1 and sweep 2 with 1 worker (the first one emits the scores, the second is a repeat that changes
+    little: a nightly run on unchanged customers);
+  * a second worker joins (rebalance, it recovers its partitions from the changelog), then sweep 3 with 2
+    workers (a repeat, comparable with sweep 2);
+  * raw ceiling: a bare confluent-kafka consumer reading sweep 3's requests.
+Each sweep is ``publish_sweep`` of all customers with every rule of the catalogue, reason manual, as of now;
+evaluations/s = sum of the ``evaluations`` counters of ``read_progress`` / (latest counter update − start of
+publishing). Trickle latency = produce → first score naming the transaction, for transactions produced while
+the sweep ran. Prints figures against the target (≥200,000 evaluations/s), with the load average. Never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from bench.common import (
+    OutputCollector,
+    Pacer,
+    delete_app_topics,
+    dir_bytes,
+    exit_on_sigterm,
+    fmt,
+    free_port,
+    live_records,
+    load_average,
+    percentiles,
+    print_table,
+    publish_catalogue,
+    rss_bytes,
+    scrape_counter,
+    simulated,
+)
+from core.customer import CustomerRecord, apply_transactions
+from core.rules.catalogue import load_catalogue
+from schemas.codec import default_codec
+from schemas.records import to_transaction
+from streams.producer import make_producer
+from streams.settings import PROJECT_ROOT, Settings, load_settings
+from streams.sweeps import publish_sweep, read_progress
+from tests.integration.workers import WorkerGroup, end_offsets
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class SweepRun:
+    label: str
+    workers: int
+    customers: int
+    evaluations: int
+    changed: int
+    skipped: int
+    errors: int
+    publish_s: float
+    compute_s: float
+    detect_s: float
+    load: str
+    trickle_ms: list[float]
+    trickle_worker_ms: list[float]
+    trickle_sent: int
+    peak_rss: dict[str, int]
+    last_offsets: dict[int, int]
+
+
+def fold_customers(months: int, distinct: int) -> tuple[list[str], list[bytes], list[object], float, int]:
+    """Simulate and fold ``distinct`` customers in pure code: (ids, record bytes, customers, seconds, txns)."""
+    catalogue = load_catalogue(PROJECT_ROOT / "rules")
+    codec = default_codec()
+    _prefix, customers = simulated(distinct, months)
+    t0 = time.perf_counter()
+    ids, blobs, txns = [], [], 0
+    for customer in customers:
+        cid = customer.profile.customer_id
+        record = CustomerRecord()
+        batch = [to_transaction(codec.decode(codec.encode("Transaction", r))) for r in customer.records]
+        for i in range(0, len(batch), 50):  # about what one worker batch holds for a customer
+            apply_transactions(record, batch[i : i + 50], catalogue, cid)
+        txns += len(batch)
+        ids.append(cid)
+        blobs.append(record.to_bytes())
+    return ids, blobs, list(customers), time.perf_counter() - t0, txns
+
+
+def load_changelog(settings: Settings, app_id: str, ids: list[str], blobs: list[bytes], total: int) -> tuple[list[str], float]:
+    """Write ``total`` customer records (the distinct ones, then copies) to the table's changelog topic."""
+    topic = f"{app_id}-customers-changelog"
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    new = NewTopic(topic, settings.topic_partitions, 1, config={"cleanup.policy": "compact"})
+    for future in admin.create_topics([new]).values():
+        future.result()
+    producer = make_producer(settings, client_id="bench-sweep-load")
+    all_ids: list[str] = []
+    t0 = time.perf_counter()
+    for n in range(total):
+        cid = ids[n] if n < len(ids) else f"{ids[n % len(ids)]}-c{n}"
+        while True:
+            try:
+                producer.produce(topic, key=cid.encode(), value=blobs[n % len(blobs)])
+                break
+            except BufferError:
+                producer.poll(0.05)
+        all_ids.append(cid)
+        if n % 1000 == 0:
+            producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError("could not write every customer record to the changelog")
+    return all_ids, time.perf_counter() - t0
+
+
+def raw_read(settings: Settings, start: dict[tuple[str, int], int], last: dict[int, int]) -> tuple[float, int]:
+    """A bare consumer reading the sweep requests in [start, last] of each partition: (seconds, messages)."""
+    consumer = Consumer({
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": f"bench-sweep-raw-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "fetch.max.bytes": 50 * 1024 * 1024,
+    })
+    remaining = {p: o for p, o in last.items()}
+    count = 0
+    try:
+        t0 = time.perf_counter()
+        consumer.assign([TopicPartition("sweep", p, start[("sweep", p)]) for p in remaining])
+        while remaining:
+            for msg in consumer.consume(1000, timeout=1.0):
+                if msg.error():
+                    continue
+                count += 1
+                partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+                if offset >= remaining.get(partition, 1 << 62):
+                    remaining.pop(partition, None)
+        return time.perf_counter() - t0, count
+    finally:
+        consumer.close()
+
+
+class Trickle:
+    """Live transactions at a low steady rate in a thread, with a collector of their scores."""
+
+    def __init__(self, settings: Settings, customers: list[object], rate: float, tag: str) -> None:
+        self.pacer = Pacer(make_producer(settings, client_id="bench-trickle"), rate)
+        self.records = live_records(customers, tag)  # type: ignore[arg-type]
+        self.collector = OutputCollector(settings, topics=("scores",))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.pacer.run, args=(self.records, 1e9, self.stop), daemon=True)
+
+    def __enter__(self) -> Trickle:
+        self.collector.__enter__()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(60)
+        time.sleep(2.0)
+        self.collector.__exit__()
+
+    def window(self, since: float, until: float) -> tuple[list[float], list[float], int]:
+        """Latencies (ms) of the transactions produced in [since, until) that led to a score (as received,
+        and as stamped by the worker's producer), and how many transactions were produced then."""
+        sent = sum(1 for t in self.pacer.sent_at.values() if since <= t < until)
+        received = self.collector.latencies(self.pacer.sent_at, since, until)["scores"]
+        created = self.collector.latencies(self.pacer.sent_at, since, until, stage="created")["scores"]
+        return received, created, sent
+
+
+def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: list[str], rule_ids: list[str],
+              trickle: Trickle) -> SweepRun:
+    load_before = load_average()
+    peak = {n: 0 for n in group.procs}
+    t_wall0 = time.time()
+    t0 = time.perf_counter()
+    start = publish_sweep(settings, customers, rule_ids=rule_ids, as_of=datetime.now(UTC), reason="manual")
+    publish_s = time.perf_counter() - t0
+    while True:
+        for name, proc in group.procs.items():
+            peak[name] = max(peak[name], rss_bytes(proc.pid))
+        progress = read_progress(settings).get(start.sweep_id)
+        if progress is not None and progress.done:
+            break
+        if time.perf_counter() - t0 > 3600:
+            raise TimeoutError(f"sweep {start.sweep_id} not done in an hour")
+        time.sleep(0.5)
+    detect_s = time.perf_counter() - t0
+    t_wall1 = max(float(c.get("updated_at", 0)) for c in progress.partitions.values())
+    latencies, worker_latencies, sent = trickle.window(t_wall0, t_wall1)
+    return SweepRun(
+        label, len(group.procs), progress.total("customers"), progress.total("evaluations"),
+        progress.total("changed"), progress.total("skipped"), progress.total("errors"), publish_s,
+        t_wall1 - t_wall0, detect_s, f"{load_before} -> {load_average()}", latencies, worker_latencies, sent, peak,
+        start.last_offsets,
+    )
+
+
+def wait_two_members(settings: Settings, group: WorkerGroup, ports: dict[str, int], timeout_s: float = 600) -> float:
+    """After a worker joins: wait until the group is stable with every worker as a member and each worker
+    has taken in a probe; returns seconds waited."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        desc = admin.describe_consumer_groups([group.app_id])[group.app_id].result()
+        members = [m for m in desc.members if m.assignment and m.assignment.topic_partitions]
+        if str(desc.state).endswith("STABLE") and len(members) == len(group.procs):
+            before = {n: scrape_counter(p, "nudge_events_in_total", topic="sweep") or 0 for n, p in ports.items()}
+            group.wait_ready(timeout_s=timeout_s)
+            after = {n: scrape_counter(p, "nudge_events_in_total", topic="sweep") or 0 for n, p in ports.items()}
+            if all(after[n] > before[n] for n in ports):
+                return time.perf_counter() - t0
+        time.sleep(1.0)
+    raise TimeoutError("the second worker did not join")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000, help="customers in the workers' tables")
+    parser.add_argument("--distinct", type=int, default=500, help="distinct simulated customers (the rest are copies)")
+    parser.add_argument("--months", type=int, default=3, help="months of history per simulated customer")
+    parser.add_argument("--trickle", type=float, default=50.0, help="live transactions/s during the sweeps")
+    parser.add_argument("--baseline", type=float, default=20.0, help="seconds of trickle without a sweep")
+    args = parser.parse_args()
+    exit_on_sigterm()
+
+    settings = load_settings()
+    run = uuid.uuid4().hex[:8]
+    print(f"bench_sweep run {run}: load average {load_average()}")
+    print(publish_catalogue(settings))
+    rule_ids = sorted(load_catalogue(PROJECT_ROOT / "rules"))
+    ids, blobs, distinct, fold_s, txns = fold_customers(args.months, args.distinct)
+    sizes = sorted(len(b) for b in blobs)
+    print(f"{args.distinct} distinct customers x {args.months} months: {txns} transactions folded in pure code in "
+          f"{fold_s:.1f} s ({txns / fold_s:,.0f} tx/s); record bytes p50 {sizes[len(sizes) // 2]:,}, "
+          f"max {sizes[-1]:,}")
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-sweep-{run}-"))
+    group = WorkerGroup(settings, tmp, app_id=f"bench-sweep-{run}")
+    runs: list[SweepRun] = []
+    try:
+        customers, load_s = load_changelog(settings, group.app_id, ids, blobs, args.customers)
+        print(f"{len(customers):,} customer records written to the changelog in {load_s:.1f} s; "
+              f"{len(rule_ids)} rules per sweep request")
+        ports = {"w1": free_port()}
+        t = time.perf_counter()
+        group.start("w1", ports["w1"])
+        group.wait_ready(timeout_s=1800)
+        print(f"w1 ready (table recovered from the changelog) in {time.perf_counter() - t:.1f} s; "
+              f"RSS {rss_bytes(group.procs['w1'].pid) / MIB:,.0f} MiB; load {load_average()}")
+
+        with Trickle(settings, distinct, args.trickle, f"tr{run}-") as trickle:
+            t_base0 = time.time()
+            time.sleep(args.baseline)
+            base_lat, base_worker, base_sent = trickle.window(t_base0, time.time() - 3.0)
+            base_load = load_average()
+            runs.append(run_sweep(settings, "sweep 1, 1 worker (first)", group, customers, rule_ids, trickle))
+            runs.append(run_sweep(settings, "sweep 2, 1 worker (repeat)", group, customers, rule_ids, trickle))
+            ports["w2"] = free_port()
+            t = time.perf_counter()
+            group.start("w2", ports["w2"])
+            joined = wait_two_members(settings, group, ports)
+            print(f"w2 joined, recovered and answering in {joined:.1f} s; load {load_average()}")
+            since = end_offsets(settings, ["sweep"])
+            runs.append(run_sweep(settings, "sweep 3, 2 workers (repeat)", group, customers, rule_ids, trickle))
+        raw_s, raw_n = raw_read(settings, since, runs[-1].last_offsets)
+
+        rows = []
+        for r in runs:
+            rate = r.evaluations / r.compute_s
+            rows.append([r.label, f"{r.customers:,}", f"{r.evaluations:,}", f"{r.changed:,}", str(r.skipped + r.errors),
+                         f"{r.publish_s:.1f}", f"{r.compute_s:.1f}", fmt(rate), fmt(r.customers / r.compute_s),
+                         f"{rate / 200_000:.0%}", r.load])
+        print_table(
+            f"sweeps of {len(customers):,} customers x {len(rule_ids)} rules (wall = start of publishing -> last counter)",
+            ["sweep", "customers", "evaluations", "changed", "skip+err", "publish s", "wall s", "evals/s",
+             "customers/s", "vs 200k/s", "load before -> after"],
+            rows,
+        )
+        one, two = runs[1], runs[2]
+        r1, r2 = one.evaluations / one.compute_s, two.evaluations / two.compute_s
+        print(f"2 workers / 1 worker (repeat sweeps): {r2 / r1:.2f}x; raw ceiling: a bare consumer read "
+              f"{raw_n:,} sweep requests in {raw_s:.2f} s = {raw_n / raw_s:,.0f} requests/s "
+              f"(x {len(rule_ids)} rules = {raw_n / raw_s * len(rule_ids):,.0f} evaluations/s equivalent); "
+              f"sweep 3 customers/s is {two.customers / two.compute_s / (raw_n / raw_s):.1%} of it")
+
+        rows = []
+        base = percentiles(base_lat)
+        rows.append(["no sweep (1 worker)", str(base_sent), str(len(base_lat)), fmt(base["p50"]), fmt(base["p95"]),
+                     fmt(base["p99"]), fmt(base["max"]), fmt(percentiles(base_worker)["p99"]), base_load])
+        for r in runs:
+            p = percentiles(r.trickle_ms)
+            rows.append([f"during {r.label}", str(r.trickle_sent), str(len(r.trickle_ms)), fmt(p["p50"]),
+                         fmt(p["p95"]), fmt(p["p99"]), fmt(p["max"]), fmt(percentiles(r.trickle_worker_ms)["p99"]),
+                         r.load])
+        print_table(
+            f"bounded blocking: {args.trickle:.0f} live tx/s, produce -> score received (ms); last figure: p99 of "
+            "produce -> score sent by the worker (its Kafka timestamp)",
+            ["when", "tx sent", "with score", "p50", "p95", "p99", "max", "p99 sent", "load"],
+            rows,
+        )
+
+        rows = []
+        for name, proc in group.procs.items():
+            data = dir_bytes(tmp / name)
+            rows.append([name, str(proc.pid), f"{rss_bytes(proc.pid) / MIB:,.0f}",
+                         f"{max(r.peak_rss.get(name, 0) for r in runs) / MIB:,.0f}", f"{data / MIB:,.1f}"])
+        total_data = sum(dir_bytes(tmp / n) for n in group.procs)
+        print_table("memory and RocksDB", ["worker", "pid", "RSS MiB now", "peak RSS MiB in sweeps", "data dir MiB"],
+                    rows)
+        print(f"RocksDB (both workers' data dirs, du) per customer: {total_data / len(customers):,.0f} bytes "
+              f"(record bytes p50 {sizes[len(sizes) // 2]:,}); w2 holds its partitions after the rebalance and "
+              f"w1 may keep the ones it gave away on disk")
+    finally:
+        group.stop_all()
+        deleted = delete_app_topics(settings, [f"bench-sweep-{run}-"])
+        print(f"cleanup: stopped workers, deleted {len(deleted)} topics, removed {tmp}; load {load_average()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
