@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from api_fake_backend import rule_source
@@ -188,7 +189,7 @@ def test_items_as_the_pipeline_writes_them_are_eligible_insights() -> None:
 
     rule = compile_rule(rule_source())
     outcome = rule.evaluate({"balance_current": 40.0}, explain=True)
-    value = score_value("c1", outcome, datetime(2026, 11, 25, 9, tzinfo=UTC), Origin("transaction", "t-1"))
+    value = score_value("c1", cast(Any, outcome), datetime(2026, 11, 25, 9, tzinfo=UTC), Origin("transaction", "t-1"))
     stored = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in value.items()}
     insight = insight_from_item(stored)
     assert insight["eligible"] is True and insight["score"] == 0.6 and insight["transaction_id"] == "t-1"
