@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 __all__ = [
     "AlertOut",
+    "alert_id",
     "Origin",
     "RuleLike",
     "ScoreBook",
@@ -158,10 +159,12 @@ def _fingerprint(outcome: OutcomeLike) -> str:
     return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
 
 
-def alert_id(customer_id: str, rule_id: str, item_key: str, origin: Origin) -> str:
-    """Deterministic, so a redelivered alert carries the same id and the receiver can drop it."""
-    raw = f"{customer_id}|{rule_id}|{item_key}|{origin.kind}:{origin.id}"
-    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+def alert_id(customer_id: str, rule_id: str, item_key: str | None, trigger: str) -> str:
+    """Deterministic alert id: the same customer, rule, item and trigger (``transaction:<id>``,
+    ``sweep:<id>``) give the same id however many times the pipeline re-runs, so the app can drop
+    duplicates."""
+    raw = "\x1f".join((customer_id, rule_id, item_key or "", trigger)).encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
 
 
 def rescore(
@@ -234,7 +237,7 @@ def _alerts_for(
         book.last_alert[fire_key] = now_ts
         out.append(
             AlertOut(
-                alert_id=alert_id(customer_id, rule.id, item_key, origin),
+                alert_id=alert_id(customer_id, rule.id, item_key, f"{origin.kind}:{origin.id}"),
                 customer_id=customer_id,
                 rule_id=rule.id,
                 rule_version=rule.version,

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.events import Transaction
+from core.scoring import alert_id
 from schemas.codec import INVALID_RECORD, DecodeError
 
 __all__ = [
@@ -87,13 +88,6 @@ class InvalidRecord(DecodeError):
             return InvalidRecord(prefix, self.detail)
         sep = "" if self.field_path.startswith("[") else "."
         return InvalidRecord(f"{prefix}{sep}{self.field_path}", self.detail)
-
-
-def alert_id(customer_id: str, rule_id: str, item_key: str | None, trigger: str) -> str:
-    """Deterministic alert id: the same customer, rule, item and trigger (transaction id, sweep id...) give
-    the same id however many times the pipeline re-runs, so the app can drop duplicates."""
-    raw = "\x1f".join((customer_id, rule_id, item_key or "", trigger)).encode()
-    return hashlib.sha256(raw).hexdigest()[:32]
 
 
 def tokenise_account(scheme: str | None, identification: str, key: bytes = DEFAULT_TOKEN_KEY) -> str:
