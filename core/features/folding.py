@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Any
 
@@ -120,6 +121,23 @@ def _timestamp(at: datetime, what: str) -> float:
     return at.timestamp()
 
 
+@lru_cache(maxsize=4096)
+def _codes(bank_code: str, proprietary_code: str) -> str:
+    """The bank's codes as one upper-case text (few distinct pairs: cached)."""
+    return f"{bank_code} {proprietary_code}".upper()
+
+
+@lru_cache(maxsize=65536)
+def _own_text(narrative: str, codes: str) -> bool:
+    """Whether the narrative or codes say own-account transfer (cached per text, like merchant names)."""
+    return _OWN.search(f"{narrative.upper()} {codes}") is not None
+
+
+@lru_cache(maxsize=4096)
+def _card_codes(codes: str) -> bool:
+    return _CARD.search(codes) is not None
+
+
 def classify(txn: Transaction) -> Kind:
     """The compact description of a transaction's contribution (pure, cached pieces)."""
     pence = _pence(txn.amount, "amount")
@@ -131,10 +149,10 @@ def classify(txn: Transaction) -> Kind:
         raise FoldError(f"status must be Booked or Pending, got {txn.status!r}")
     _timestamp(txn.booked_at, "booked_at")
     day = txn.booked_at.date().toordinal()
-    codes = f"{txn.bank_code or ''} {txn.proprietary_code or ''}".upper()
+    codes = _codes(txn.bank_code or "", txn.proprietary_code or "")
     narrative = txn.description or ""
     flags = PENDING if txn.status == "Pending" else 0
-    if txn.own_transfer or _OWN.search(f"{narrative.upper()} {codes}"):
+    if txn.own_transfer or _own_text(narrative, codes):
         flags |= OWN
     merchant = normalise_merchant(txn.merchant_name or narrative)
     payer = ""
@@ -149,7 +167,7 @@ def classify(txn: Transaction) -> Kind:
             payer = normalise_merchant(narrative or txn.merchant_name or "") or "unknown payer"
     else:
         category = "transfers" if flags & OWN else categorise(merchant, narrative, txn.mcc)
-        if txn.mcc or _CARD.search(codes):
+        if txn.mcc or _card_codes(codes):
             flags |= CARD
         if category == "cash":
             flags |= CASH
@@ -211,8 +229,11 @@ def _redetect_merchant(state: CustomerState, merchant: str) -> None:
     stream = None
     if entry is not None:
         days, values = entry[1], entry[2]
-        pos = [i for i, v in enumerate(values) if v >= 0][-HISTORY_CAP:]  # refunds are negative
-        stream = detect_stream([days[i] for i in pos], [values[i] for i in pos])
+        if not values or min(values) >= 0:  # no refund in the history (the usual case): no filtering pass
+            stream = detect_stream(days[-HISTORY_CAP:], values[-HISTORY_CAP:])
+        else:
+            pos = [i for i, v in enumerate(values) if v >= 0][-HISTORY_CAP:]  # refunds are negative
+            stream = detect_stream([days[i] for i in pos], [values[i] for i in pos])
     if stream is None:
         state.streams.pop(merchant, None)
     else:

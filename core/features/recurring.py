@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import date
+from functools import lru_cache
 from statistics import median_low
 from typing import NamedTuple
 
@@ -50,13 +51,20 @@ class Stream(NamedTuple):
     next_day: int
 
 
-def _dom_close(a: date, b: date) -> bool:
-    """Same day of the month within the tolerance, month ends and wrap-around included."""
-    end_a = calendar.monthrange(a.year, a.month)[1]
-    end_b = calendar.monthrange(b.year, b.month)[1]
-    if end_a - a.day < DOM_TOLERANCE and end_b - b.day < DOM_TOLERANCE:
+@lru_cache(maxsize=4096)
+def _day_and_month_end(day: int) -> tuple[int, int]:
+    """(day of the month, days in that month) of an ordinal day; cached: histories revisit the same days."""
+    d = date.fromordinal(day)
+    return d.day, calendar.monthrange(d.year, d.month)[1]
+
+
+def _dom_close(a: int, b: int) -> bool:
+    """Same day of the month within the tolerance (ordinal days), month ends and wrap-around included."""
+    a_day, end_a = _day_and_month_end(a)
+    b_day, end_b = _day_and_month_end(b)
+    if end_a - a_day < DOM_TOLERANCE and end_b - b_day < DOM_TOLERANCE:
         return True
-    diff = abs(a.day - b.day)
+    diff = abs(a_day - b_day)
     return min(diff, end_a - diff) <= DOM_TOLERANCE
 
 
@@ -65,12 +73,12 @@ def _run_length(days: list[int], cadence: str) -> int:
     low, high = _GAPS[cadence]
     n = len(days)
     run = 1
-    latest = date.fromordinal(days[-1]) if cadence == "monthly" else None
+    latest = days[-1] if cadence == "monthly" else None
     for i in range(n - 1, 0, -1):
         gap = days[i] - days[i - 1]
         if not low <= gap <= high:
             break
-        if latest is not None and not _dom_close(date.fromordinal(days[i - 1]), latest):
+        if latest is not None and not _dom_close(days[i - 1], latest):
             break
         run += 1
     return run

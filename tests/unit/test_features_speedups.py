@@ -116,3 +116,48 @@ def test_a_corrupt_dedupe_memory_is_a_decode_error(seen_raw: tuple[object, ...])
     body[3] = seen_raw
     with pytest.raises(StateDecodeError, match="dedupe memory"):
         CustomerState.from_bytes(data[:1] + marshal.dumps(tuple(body), 4))
+
+
+def test_cached_day_of_month_test_agrees_with_dates() -> None:
+    """``_dom_close`` on ordinals (cached month facts) against the rule computed from dates directly."""
+    import calendar
+
+    from core.features.recurring import DOM_TOLERANCE, _dom_close
+
+    def by_dates(a: date, b: date) -> bool:
+        end_a, end_b = calendar.monthrange(a.year, a.month)[1], calendar.monthrange(b.year, b.month)[1]
+        if end_a - a.day < DOM_TOLERANCE and end_b - b.day < DOM_TOLERANCE:
+            return True
+        diff = abs(a.day - b.day)
+        return min(diff, end_a - diff) <= DOM_TOLERANCE
+
+    first = date(2023, 12, 20).toordinal()
+    days = range(first, first + 500, 3)  # a leap February, 30- and 31-day months
+    pairs = [(a, b) for a in days for b in days[::7]]
+    assert [_dom_close(a, b) for a, b in pairs] == [by_dates(date.fromordinal(a), date.fromordinal(b))
+                                                     for a, b in pairs]
+    assert any(_dom_close(a, b) for a, b in pairs) and not all(_dom_close(a, b) for a, b in pairs)
+
+
+@pytest.mark.parametrize(("narrative", "codes", "own"), [
+    ("TRANSFER TO SAVINGS", " ", True), ("Tesco Stores", "CARD POS", False), ("pot transfer", "", True),
+    ("ACME LTD", "INTERNALTRANSFER FPO", True), ("", "", False),
+])
+def test_cached_text_flags_agree_with_the_patterns(narrative: str, codes: str, own: bool) -> None:
+    from core.features.folding import _CARD, _OWN, _card_codes, _codes, _own_text
+
+    upper_codes = _codes(codes, "x")
+    assert upper_codes == f"{codes} x".upper()
+    assert _own_text(narrative, codes.upper()) is own is (_OWN.search(f"{narrative.upper()} {codes.upper()}") is not None)
+    assert _own_text(narrative, codes.upper()) is own  # a cache hit gives the same answer
+    assert _card_codes(upper_codes) is (_CARD.search(upper_codes) is not None)
+
+
+def test_a_refund_in_a_subscription_history_is_left_out_of_detection() -> None:
+    """The history with a refund (the filtering path) and without it (the fast path) detect the same stream."""
+    bills = [tx(f"n{m}", date(2025, m, 3), "10.99", merchant="Netflix") for m in range(1, 7)]
+    refund = tx("r1", date(2025, 4, 5), "10.99", "Credit", merchant="Netflix")
+    with_refund, without = folded([*bills, refund]), folded(bills)
+    assert min(with_refund.merchants["Netflix"][2]) < 0 <= min(without.merchants["Netflix"][2])
+    assert with_refund.streams["Netflix"] == without.streams["Netflix"]
+    assert without.streams["Netflix"][0] == "monthly" and without.streams["Netflix"][6] == 6
