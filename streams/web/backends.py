@@ -53,6 +53,16 @@ class BacktestFn(Protocol):
         ...
 
 
+CHECK_TIMEOUT_S = 3.5  # under the API's 5 s for the whole probe, so one slow store fails alone
+
+
+async def _bounded(check: Awaitable[Check], what: str) -> Check:
+    try:
+        return await asyncio.wait_for(check, CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return Check(False, f"{what} did not answer within {CHECK_TIMEOUT_S} s")
+
+
 # -- readiness of a worker -----------------------------------------------------------------------------
 
 def pipeline_checks(pipeline: Any) -> dict[str, Check]:
@@ -147,7 +157,8 @@ class StackBackend:
     async def readiness(self) -> Mapping[str, Check]:
         """Kafka and DynamoDB reachable, plus the worker's own checks (:func:`pipeline_checks`) when it
         was given its pipeline, plus any ``readiness`` callable's checks."""
-        kafka, dynamo = await asyncio.gather(self.kafka_check(), self.insights_store.ping())
+        kafka, dynamo = await asyncio.gather(_bounded(self.kafka_check(), "Kafka"),
+                                             _bounded(self.insights_store.ping(), "DynamoDB"))
         checks: dict[str, Check] = {"kafka": kafka, "dynamodb": dynamo}
         if self._pipeline is not None:
             checks.update(pipeline_checks(self._pipeline))

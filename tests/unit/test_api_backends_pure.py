@@ -196,3 +196,29 @@ def test_items_as_the_pipeline_writes_them_are_eligible_insights() -> None:
     assert insight["evaluated_at"] == "2026-11-25T09:00:00+00:00"
     page = rank_insights([insight], limit=5, cursor=None, include_ineligible=False)
     assert [i["rule_id"] for i in page.items] == ["low_balance"]
+
+
+async def test_a_slow_store_fails_its_readiness_check_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import streams.web.backends as backends
+    from streams.settings import Settings
+    from streams.web.api_backend import Check
+
+    async def no_score(customer_id: str, rule_id: str) -> dict[str, Any]:
+        raise AssertionError
+
+    async def hangs() -> Check:
+        await asyncio.sleep(30)
+        return Check(True)
+
+    async def answers() -> Check:
+        return Check(True, "ok")
+
+    monkeypatch.setattr(backends, "CHECK_TIMEOUT_S", 0.2)
+    backend = backends.StackBackend(Settings(), score=no_score)
+    monkeypatch.setattr(backend, "kafka_check", hangs)
+    monkeypatch.setattr(backend.insights_store, "ping", answers)
+    checks = await asyncio.wait_for(backend.readiness(), 2)
+    assert checks["kafka"] == Check(False, "Kafka did not answer within 0.2 s")
+    assert checks["dynamodb"] == Check(True, "ok")
