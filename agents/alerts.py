@@ -69,7 +69,8 @@ BATCH_WITHIN_S = 0.05
 MAX_RESPONSE_CHARS = 200
 
 DELIVERY_ATTEMPTS = Counter(
-    "nudge_alert_delivery_attempts_total", "Webhook delivery attempts, per attempt number and result.",
+    "nudge_alert_delivery_attempts_total",
+    "Webhook delivery attempts, per attempt number and result.",
     ["attempt", "result"],
 )
 DELIVERY_OUTCOMES = Counter(
@@ -78,7 +79,8 @@ DELIVERY_OUTCOMES = Counter(
     ["outcome"],
 )
 DELIVERY_SECONDS = Histogram(
-    "nudge_alert_delivery_seconds", "Duration of one webhook request.",
+    "nudge_alert_delivery_seconds",
+    "Duration of one webhook request.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -192,8 +194,14 @@ def register(pipeline: Pipeline) -> None:
         message = event.message
         PROCESSING_ERRORS.labels(message.topic).inc()
         key, value, letter_headers = build_dead_letter(
-            key=message.key, value=message.value, error=error, reason=reason, topic=message.topic,
-            partition=message.partition, offset=message.offset, timestamp=message.timestamp,
+            key=message.key,
+            value=message.value,
+            error=error,
+            reason=reason,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            timestamp=message.timestamp,
             original_headers=list(headers),
         )
         await _send_and_wait(dlq, key=key, value=value, headers=letter_headers)
@@ -205,7 +213,9 @@ def register(pipeline: Pipeline) -> None:
             raise DecodeError("invalid_record", "customer_id does not match the message key")
         return record
 
-    async def attempt(event: EventT, record: dict[str, Any], number: int, first_failed_ms: int | None) -> None:
+    async def attempt(
+        event: EventT, record: dict[str, Any], number: int, first_failed_ms: int | None
+    ) -> None:
         """Make attempt ``number``; on failure schedule the next one or dead-letter."""
         outcome = await client.deliver(record["alert_id"], alert_payload(record), number)
         if outcome.ok:
@@ -227,7 +237,10 @@ def register(pipeline: Pipeline) -> None:
             )
             return
         await _send_and_wait(
-            retry, key=event.message.key, value=event.message.value, headers=retry_headers(step, outcome.error, first)
+            retry,
+            key=event.message.key,
+            value=event.message.value,
+            headers=retry_headers(step, outcome.error, first),
         )
         EVENTS_OUT.labels("alerts.retry").inc()
         DELIVERY_OUTCOMES.labels("retry_scheduled").inc()
@@ -252,7 +265,9 @@ def register(pipeline: Pipeline) -> None:
                 return
             await attempt(event, record, state.attempt, state.first_failed_ms)
         except Exception as exc:  # noqa: BLE001 - a message must never be dropped
-            await dead_letter(event, f"{type(exc).__name__}: {exc}", "processing_failed", event.headers.items())
+            await dead_letter(
+                event, f"{type(exc).__name__}: {exc}", "processing_failed", event.headers.items()
+            )
 
     async def retry_when_due(event: EventT, state: RetryState) -> None:
         """Each alert of the batch at its own due time (all within the window), concurrently."""
@@ -266,7 +281,9 @@ def register(pipeline: Pipeline) -> None:
             )
             DELIVERY_OUTCOMES.labels("requeued").inc()
         except Exception as exc:  # noqa: BLE001
-            await dead_letter(event, f"{type(exc).__name__}: {exc}", "processing_failed", event.headers.items())
+            await dead_letter(
+                event, f"{type(exc).__name__}: {exc}", "processing_failed", event.headers.items()
+            )
 
     @app.agent(alerts, name="alerts-deliver")
     async def deliver_alerts(stream: StreamT[bytes]) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import faust
 from faust.types import EventT
-from streams.dead_letter import build_dead_letter
 
 from core.events import Transaction
 from core.scoring import AlertOut, ScoreUpdate
@@ -17,6 +16,7 @@ from schemas.codec import DecodeError, default_codec
 from schemas.records import InvalidRecord, to_transaction
 from streams.app import Pipeline
 from streams.catalogue import RuleCatalogueFeed
+from streams.dead_letter import build_dead_letter
 from streams.metrics import EVENTS_OUT, PROCESSING_ERRORS
 from streams.topics import dead_letter_of
 
@@ -40,7 +40,7 @@ def catalogue_feed(pipeline: Pipeline) -> RuleCatalogueFeed:
     if feed is None:
         feed = RuleCatalogueFeed(pipeline)
         pipeline.services["catalogue"] = feed
-        pipeline.app.service(feed)
+        pipeline.app.service(feed)  # type: ignore[arg-type]  # App.service also takes instances
     return feed
 
 

@@ -126,7 +126,9 @@ def register(pipeline: Pipeline) -> None:
     @app.agent(pipeline.topics["sweep"], name="sweep")
     async def process_sweep(stream: StreamT[bytes]) -> None:
         await io.feed.ready.wait()
-        async for events in stream.take_events(max_=BATCH_MAX, within=BATCH_WITHIN_S):
+        async for events in stream.take_events(  # type: ignore[attr-defined]  # Stream has it, StreamT lacks it
+            max_=BATCH_MAX, within=BATCH_WITHIN_S
+        ):
             EVENTS_IN.labels("sweep").inc(len(events))
             touched: set[bytes] = set()
             for n, event in enumerate(events, 1):

@@ -58,9 +58,10 @@ def register(pipeline: Pipeline) -> None:
     async def process_transactions(stream: StreamT[bytes]) -> None:
         await io.feed.ready.wait()  # never score with a partial rule catalogue
         settings = pipeline.settings
-        async for events in stream.take_events(
+        batches = stream.take_events(  # type: ignore[attr-defined]  # Stream has it; StreamT does not declare it
             max_=settings.batch_max, within=settings.batch_within_ms / 1000
-        ):
+        )
+        async for events in batches:
             EVENTS_IN.labels("transactions").inc(len(events))
             by_customer: dict[bytes, list[tuple[EventT, Transaction]]] = defaultdict(list)
             for event in events:

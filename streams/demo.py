@@ -27,7 +27,7 @@ from typing import Any
 __all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     demo = sub.add_parser("demo", help="run the whole pipeline on the local stack and show what comes out")
     demo.add_argument("--customers", type=int, default=20, help="simulated customers (default 20)")
     demo.add_argument("--months", type=int, default=13, help="months of history each (default 13)")

@@ -55,13 +55,15 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> Itera
         deadline = time.monotonic() + timeout_s
         while ends and time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=0.5):
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         continue
-                    raise RuntimeError(str(msg.error()))
+                    raise RuntimeError(str(error))
                 yield msg
-                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    ends.pop(msg.partition(), None)
+                partition, offset = msg.partition(), msg.offset()
+                if partition is not None and offset is not None and offset + 1 >= ends.get(partition, 0):
+                    ends.pop(partition, None)
         if ends:
             raise TimeoutError(f"could not read {topic} to its end within {timeout_s}s")
     finally:

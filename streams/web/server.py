@@ -132,8 +132,13 @@ class WebServer(Service):
             return web.json_response(
                 {"error": {"code": "forbidden", "message": "internal endpoint"}}, status=403
             )
-        body = await request.json()
         try:
-            return web.json_response(self.score_locally(str(body["customer_id"]), str(body["rule_id"])))
+            body = await request.json()
+            customer_id, rule_id = str(body["customer_id"]), str(body["rule_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            message = f"expected a JSON object with customer_id and rule_id ({type(exc).__name__})"
+            return web.json_response({"error": {"code": "bad_request", "message": message}}, status=400)
+        try:
+            return web.json_response(self.score_locally(customer_id, rule_id))
         except ApiError as exc:
             return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
