@@ -1,0 +1,149 @@
+"""The pipeline on a broker that only speaks SASL/SCRAM-SHA-512 over TLS (issue 7, access control).
+
+A second local stack, in secure mode, with its own cache dir and ports (so the plain stack other tests use
+keeps running): Kafka's client port is SASL_SSL only, Kafka Connect and its DynamoDB sink log in as
+``connect``, and a real `nudge worker` process, the rule publisher and every test client log in as
+``nudge`` with settings from streams/kafka_config.py. Checks that a plaintext client and a wrong password
+are refused, then that a simulated customer's price rise comes out as scores, one alert and DynamoDB items,
+all through SASL_SSL. The stack is stopped at the end if this module started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from connectors.sink import connector_status
+from schemas.codec import default_codec
+from simulator.generator import SimulatedCustomer
+from stack import launcher
+from stack.dynamodb import dynamodb_client_kwargs
+from streams.kafka_config import confluent_security
+from streams.settings import PROJECT_ROOT, Settings, load_settings
+from tests.integration.test_pipeline import find_price_rise, messages_for, produce
+from tests.integration.workers import WorkerGroup, end_offsets, wait_caught_up
+
+# Own ports (below 32768) and cache dir: the plain stack on 19092/18083/18000 is left alone.
+SECURE_ENV = {
+    "NUDGE_KAFKA_SECURITY": "sasl_ssl",
+    "NUDGE_CACHE_DIR": str(PROJECT_ROOT / ".cache" / "secure-test"),
+    "NUDGE_KAFKA_PORT": "29192",
+    "NUDGE_KAFKA_CONTROLLER_PORT": "29193",
+    "NUDGE_CONNECT_PORT": "28183",
+    "NUDGE_DYNAMODB_PORT": "28100",
+}
+WORKER_WEB_PORT = 16311
+
+
+def _echo(line: str) -> None:
+    print(f"[secure stack] {line}")
+
+
+@pytest.fixture(scope="module")
+def secure_stack() -> Iterator[Settings]:
+    settings = load_settings({**os.environ, **SECURE_ENV})
+    result = launcher.up(settings, echo=_echo)
+    try:
+        yield settings
+    finally:
+        if result.started:
+            launcher.down(settings, only=result.started, echo=_echo)
+
+
+def _metadata_error(conf: dict[str, Any]) -> str | None:
+    """None if a metadata request with conf succeeds, else librdkafka's error."""
+    try:
+        AdminClient(conf).list_topics(timeout=8)
+    except KafkaException as exc:
+        return str(exc.args[0])
+    return None
+
+
+def test_only_authenticated_tls_clients_get_in(secure_stack: Settings) -> None:
+    bootstrap = secure_stack.bootstrap_servers
+    assert _metadata_error({"bootstrap.servers": bootstrap}) is not None, "a plaintext client got in"
+    wrong = {**confluent_security(secure_stack), "sasl.password": "not-the-password-" + uuid.uuid4().hex}
+    assert _metadata_error({"bootstrap.servers": bootstrap, **wrong}) is not None, "a wrong password got in"
+    untrusted = {**confluent_security(secure_stack), "ssl.ca.location": "probe"}  # the system CAs only
+    assert _metadata_error({"bootstrap.servers": bootstrap, **untrusted}) is not None, "an untrusted cert passed"
+    assert _metadata_error({"bootstrap.servers": bootstrap, **confluent_security(secure_stack)}) is None
+    status = connector_status(secure_stack)
+    assert status is not None and status["connector"]["state"] == "RUNNING", status
+    assert status["tasks"] and all(t["state"] == "RUNNING" for t in status["tasks"]), status
+
+
+def _history_up_to_the_rise(customer: SimulatedCustomer, merchant: str) -> SimulatedCustomer:
+    """The customer's records in delivery order up to the first booked charge at the risen price: the
+    realtime rule fires on a charge at most 3 days old, so the history stops right after it (the worker
+    may fold a whole history in one batch)."""
+    plan = next(p for p in customer.profile.subscriptions if p.name == merchant)
+    assert plan.rise_on is not None
+    for i, record in enumerate(customer.records):
+        if (plan.descriptor in (record["TransactionInformation"] or "") and record["Status"] == "Booked"
+                and date.fromisoformat(record["BookingDateTime"][:10]) >= plan.rise_on):
+            return replace(customer, records=customer.records[: i + 1], categories=customer.categories[: i + 1])
+    raise AssertionError(f"no booked {merchant} charge on or after {plan.rise_on}")
+
+
+async def _insights(settings: Settings, customer_id: str) -> dict[str, dict[str, Any]]:
+    async with aioboto3.Session().client("dynamodb", **dynamodb_client_kwargs(settings)) as ddb:
+        response = await ddb.query(
+            TableName="insights", ConsistentRead=True,
+            KeyConditionExpression="customer_id = :c", ExpressionAttributeValues={":c": {"S": customer_id}},
+        )
+    return {item["rule_id"]["S"]: item for item in response["Items"]}
+
+
+def test_price_rise_scores_alert_and_insights_through_sasl_ssl(secure_stack: Settings, tmp_path: Path) -> None:
+    env = {**os.environ, **SECURE_ENV}
+    published = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "rules", "publish", "--author", "tests"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert published.returncode == 0, published.stdout + published.stderr
+
+    workers = WorkerGroup(secure_stack, tmp_path)
+    workers.extra_env.update(SECURE_ENV)
+    try:
+        workers.start("w1", WORKER_WEB_PORT)
+        workers.wait_ready()
+        customer, merchant = find_price_rise(random.randrange(10**6))
+        cid = customer.profile.customer_id
+        since = end_offsets(secure_stack, ["transactions"])
+        sent = produce(secure_stack, [_history_up_to_the_rise(customer, merchant)])
+        assert sent > 0
+        wait_caught_up(secure_stack, workers.app_id, since, timeout_s=120)
+        time.sleep(2)  # scores and alerts are produced after the offsets they came from are committed
+
+        codec = default_codec()
+        alerts = [codec.decode(m.value()) for m in messages_for(secure_stack, "alerts", cid)]
+        rises = [a for a in alerts if a["rule_id"] == "subscription_price_rise" and a["customer_id"] == cid]
+        assert [a["item_key"].lower() for a in rises] == [merchant.lower()], rises
+        latest = {m.key().decode().split("#", 1)[1]: m.value() for m in messages_for(secure_stack, "scores", f"{cid}#")}
+        assert latest.get("subscription_price_rise") is not None, sorted(latest)
+        scored_rules = {rule for rule, value in latest.items() if value is not None}  # a tombstone deletes
+
+        # The sink connector (Connect logged in as `connect`) writes the scores into DynamoDB.
+        deadline = time.monotonic() + 60
+        items = asyncio.run(_insights(secure_stack, cid))
+        while set(items) != scored_rules and time.monotonic() < deadline:
+            time.sleep(1)
+            items = asyncio.run(_insights(secure_stack, cid))
+        assert set(items) == scored_rules, f"DynamoDB has {sorted(items)}, scores topic {sorted(scored_rules)}"
+    finally:
+        workers.stop_all()
