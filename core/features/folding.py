@@ -225,7 +225,7 @@ def _history_prune(days: list[int], values: list[int], watermark: int) -> bool:
 
 
 def _redetect_merchant(state: CustomerState, merchant: str) -> None:
-    entry = state.merchants.get(merchant)
+    entry = state.merchant_entry(merchant)
     stream = None
     if entry is not None:
         days, values = entry[1], entry[2]
@@ -276,15 +276,16 @@ def _apply(state: CustomerState, kind: Kind, sign: int, changed: set[str]) -> No
                 _series_add(state, "od_fee", CATEGORY_DAYS, day, signed)
                 changed.update(("overdraft_fees_30d", "overdraft_fees_90d"))
             if merchant and day >= state.watermark - HISTORY_DAYS:
-                entry = state.merchants.get(merchant)
+                entry = state.merchant_entry(merchant)
                 if entry is None:
-                    entry = state.merchants[merchant] = [category, [], []]
+                    entry = state.merchant_table()[merchant] = [category, [], []]
                 _history_add(entry[1], entry[2], day, -pence if flags & CREDIT else pence, sign)
                 _history_prune(entry[1], entry[2], state.watermark)
                 if not entry[1]:
-                    del state.merchants[merchant]
-                for gone in _evict(state.merchants, MAX_MERCHANTS, lambda e: e[1][-1]):
-                    state.streams.pop(gone, None)
+                    del state.merchant_table()[merchant]
+                if len(state.merchant_table()) > MAX_MERCHANTS:  # (decodes every history: rare)
+                    for gone in _evict(state.merchants, MAX_MERCHANTS, lambda e: e[1][-1]):
+                        state.streams.pop(gone, None)
                 _redetect_merchant(state, merchant)
                 changed.update(MERCHANT)
         elif payer and day >= state.watermark - HISTORY_DAYS:

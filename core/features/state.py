@@ -39,7 +39,8 @@ __all__ = [
     "PENDING_DAYS", "RECENT_KEPT", "SERIES_DAYS", "CustomerState", "StateDecodeError",
 ]
 
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
+READABLE_LAYOUTS = (3, 4)  # 3: merchant histories as lists in the histories blob (read as already decoded)
 DEDUPE_DAYS = 95
 MAX_SEEN = 4096  # a very busy customer: past this many ids the horizon shortens (see dedupe_floor)
 PENDING_DAYS = 14
@@ -87,7 +88,8 @@ class CustomerState:
         # parallel lists sorted by day: days, pence, flags, merchants
         self.ledger: list[list[Any]] = [[], [], [], []]
         # merchant -> [category, sorted days, signed pence]; payer -> [sorted days, pence]
-        self._merchants: dict[str, list[Any]] = {}
+        # merchant -> its history, or the marshal bytes of it until a fold or features_at reads that merchant
+        self._merchants: dict[str, list[Any] | bytes] = {}
         self._payers: dict[str, list[list[int]]] = {}
         # merchant -> Stream fields + category; payer -> Stream fields
         self.streams: dict[str, tuple[Any, ...]] = {}
@@ -143,9 +145,28 @@ class CustomerState:
 
     @property
     def merchants(self) -> dict[str, list[Any]]:
-        """Per-merchant payment histories (decoded on first use: only folds and the merchants group read them)."""
+        """Every merchant's payment history, all decoded (a fold or the merchants group needs only
+        ``merchant_entry``: one merchant's, decoded on its own)."""
+        table = self.merchant_table()
+        for name in [name for name, entry in table.items() if isinstance(entry, bytes)]:
+            self.merchant_entry(name)
+        return table  # type: ignore[return-value]
+
+    def merchant_table(self) -> dict[str, list[Any] | bytes]:
+        """The merchants dict whose histories may still be packed: for adding, deleting and counting."""
         self._thaw()
         return self._merchants
+
+    def merchant_entry(self, merchant: str) -> list[Any] | None:
+        """One merchant's history ``[category, days, signed pence]`` (decoded in place), or None."""
+        table = self.merchant_table()
+        entry = table.get(merchant)
+        if isinstance(entry, bytes):
+            try:
+                entry = table[merchant] = marshal.loads(entry)
+            except (EOFError, ValueError, TypeError) as exc:
+                raise StateDecodeError(f"corrupt customer state (history of {merchant!r}): {exc}") from exc
+        return entry
 
     @property
     def payers(self) -> dict[str, list[list[int]]]:
@@ -167,7 +188,9 @@ class CustomerState:
             seen_raw = (array("Q", self._seen.keys()).tobytes(), array("i", self._seen.values()).tobytes())
         cold = self._cold_raw
         if cold is None:
-            cold = marshal.dumps((self._merchants, self._payers, self._booked_refs), 4)
+            packed = {name: entry if isinstance(entry, bytes) else marshal.dumps(entry, 4)
+                      for name, entry in self._merchants.items()}
+            cold = marshal.dumps((packed, self._payers, self._booked_refs), 4)
         body = (
             self.currency, self.first_day, (self.watermark, self.dedupe_floor), seen_raw, self.pending, cold,
             self.series, self.ledger, self.streams, self.incomes, self.accounts, self.eod, self.recent,
@@ -176,9 +199,9 @@ class CustomerState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustomerState:
-        if not data or data[0] != LAYOUT_VERSION:
+        if not data or data[0] not in READABLE_LAYOUTS:
             raise StateDecodeError(
-                f"customer state layout {data[0] if data else 'empty'} is not {LAYOUT_VERSION}"
+                f"customer state layout {data[0] if data else 'empty'} is not one of {READABLE_LAYOUTS}"
             )
         try:
             body = marshal.loads(data[1:])
@@ -203,9 +226,9 @@ class CustomerState:
             return NotImplemented
         self._thaw()
         other._thaw()
-        skip = ("_seen", "_seen_raw", "_seen_new", "_cold_raw")
+        skip = ("_seen", "_seen_raw", "_seen_new", "_cold_raw", "_merchants")
         return all(getattr(self, s) == getattr(other, s) for s in self.__slots__ if s not in skip) \
-            and self.seen == other.seen
+            and self.seen == other.seen and self.merchants == other.merchants
 
     __hash__ = None  # type: ignore[assignment]
 

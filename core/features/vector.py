@@ -293,7 +293,7 @@ def _g_merchants(c: _Context) -> None:
     top = sorted(((m, p) for m, p in m_spend.items() if p > 0), key=lambda kv: (-kv[1], kv[0]))[:TOP_MERCHANTS]
     merchants = []
     for merchant, pence in top:
-        entry = c.state.merchants.get(merchant)
+        entry = c.state.merchant_entry(merchant)
         if entry is not None:
             days, values = entry[1], entry[2]
             s90 = sum(values[bisect_right(days, t - 90):bisect_right(days, t)])

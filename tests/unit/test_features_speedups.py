@@ -70,7 +70,8 @@ def _body(state: CustomerState) -> object:
     """The encoded state, decoded (marshal's bytes may differ with object reference counts, the content not)."""
     data = state.to_bytes()
     body = list(marshal.loads(data[1:]))
-    body[5] = marshal.loads(body[5])  # the histories are marshal bytes within
+    merchants, payers, booked_refs = marshal.loads(body[5])  # the histories are marshal bytes within
+    body[5] = ({name: marshal.loads(entry) for name, entry in merchants.items()}, payers, booked_refs)
     return data[0], body
 
 
@@ -161,3 +162,43 @@ def test_a_refund_in_a_subscription_history_is_left_out_of_detection() -> None:
     assert min(with_refund.merchants["Netflix"][2]) < 0 <= min(without.merchants["Netflix"][2])
     assert with_refund.streams["Netflix"] == without.streams["Netflix"]
     assert without.streams["Netflix"][0] == "monthly" and without.streams["Netflix"][6] == 6
+
+
+def _shops() -> list:
+    names = ["Tesco", "Netflix", "Greggs", "Boots", "Argos"]
+    return [tx(f"s{d}", d, f"{5 + d % 7}.25", merchant=names[d % 5]) for d in range(60)]
+
+
+def test_a_fold_decodes_only_the_merchant_it_touches() -> None:
+    state = CustomerState.from_bytes(folded(_shops()).to_bytes())
+    later = tx("s60", 59, "5.25", hour=18, merchant="Greggs")  # the same day: no weekly prune of every history
+    fold(state, later)
+    table = state.merchant_table()
+    assert [name for name, entry in table.items() if not isinstance(entry, bytes)] == ["Greggs"]
+    assert state == folded([*_shops(), later])
+    assert all(not isinstance(entry, bytes) for entry in state.merchants.values())  # all decoded on request
+
+
+def test_layout_3_states_are_still_read() -> None:
+    """A layout-3 state (histories as lists, not packed) loads, folds and encodes as layout 4."""
+    current = folded(_shops())
+    data = current.to_bytes()
+    body = list(marshal.loads(data[1:]))
+    packed, payers, booked_refs = marshal.loads(body[5])
+    body[5] = marshal.dumps(({name: marshal.loads(entry) for name, entry in packed.items()}, payers, booked_refs), 4)
+    old = CustomerState.from_bytes(bytes((3,)) + marshal.dumps(tuple(body), 4))
+    assert old == current
+    nxt = tx("s60", 60, "5.25", merchant="Greggs")
+    assert fold(old, nxt) == fold(current, nxt)
+    assert old.to_bytes()[0] == 4 and CustomerState.from_bytes(old.to_bytes()) == current
+
+
+def test_a_corrupt_merchant_history_is_a_decode_error() -> None:
+    data = folded(_shops()).to_bytes()
+    body = list(marshal.loads(data[1:]))
+    packed, payers, booked_refs = marshal.loads(body[5])
+    packed["Greggs"] = b"\xff"
+    body[5] = marshal.dumps((packed, payers, booked_refs), 4)
+    state = CustomerState.from_bytes(data[:1] + marshal.dumps(tuple(body), 4))
+    with pytest.raises(StateDecodeError, match="Greggs"):
+        fold(state, tx("s60", 60, "5.25", merchant="Greggs"))
