@@ -308,9 +308,12 @@ def _up_locked(settings: Settings, layout: StackLayout, result: UpResult, echo: 
             echo(f"connector: DynamoDB sink plugin built and installed ({time.monotonic() - t:.1f} s)")
     _start(settings, layout, "kafka", result, echo, material)
     _start(settings, layout, "dynamodb", result, echo)
-    _wait(settings, layout, "kafka", echo)
     if material is not None and not _external(settings, "kafka"):
-        secure.sync_users(settings, material)  # before Connect logs in: its password may have changed
+        # Wait as the broker's own user: the app's password may have changed and is only synced below.
+        _wait(secure.as_broker(settings, material), layout, "kafka", echo)
+        secure.sync_users(settings, material)  # before Connect and the clients log in
+    else:
+        _wait(settings, layout, "kafka", echo)
     _start(settings, layout, "connect", result, echo)
     result.topics = ensure_topics(settings.bootstrap_servers, TOPICS, admin=topic_admin(settings))
     echo(result.topics.summary())

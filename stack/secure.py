@@ -24,7 +24,7 @@ import ipaddress
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stack.errors import StackError
@@ -54,6 +54,7 @@ __all__ = [
     "scram_format_args",
     "scram_salted_password",
     "sync_users",
+    "as_broker",
 ]
 
 CONNECT_USER = "connect"
@@ -276,6 +277,11 @@ def scram_format_args(material: SecureMaterial) -> list[str]:
             f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]'
         )]
     return args
+
+
+def as_broker(settings: Settings, material: SecureMaterial) -> Settings:
+    """The settings with the broker's own SCRAM identity, which never changes after the format."""
+    return replace(settings, kafka_sasl_username=BROKER_USER, kafka_sasl_password=material.passwords[BROKER_USER])
 
 
 def sync_users(settings: Settings, material: SecureMaterial) -> None:
