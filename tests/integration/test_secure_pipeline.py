@@ -68,7 +68,7 @@ def secure_stack() -> Iterator[Settings]:
 def _metadata_error(conf: dict[str, Any]) -> str | None:
     """None if a metadata request with conf succeeds, else librdkafka's error."""
     try:
-        AdminClient(conf).list_topics(timeout=8)
+        AdminClient(conf).list_topics(timeout=5)
     except KafkaException as exc:
         return str(exc.args[0])
     return None
@@ -147,3 +147,17 @@ def test_price_rise_scores_alert_and_insights_through_sasl_ssl(secure_stack: Set
         assert set(items) == scored_rules, f"DynamoDB has {sorted(items)}, scores topic {sorted(scored_rules)}"
     finally:
         workers.stop_all()
+
+
+def test_a_changed_app_password_takes_effect_on_the_next_up(secure_stack: Settings) -> None:
+    """`up` on a running secure stack upserts the app user with NUDGE_KAFKA_SASL_PASSWORD: the new password
+    gets in, the old one no longer does."""
+    old = confluent_security(secure_stack)
+    rotated = replace(secure_stack, kafka_sasl_password="rotated-" + uuid.uuid4().hex)
+    try:
+        launcher.up(rotated, echo=_echo)
+        assert _metadata_error({"bootstrap.servers": rotated.bootstrap_servers, **confluent_security(rotated)}) is None
+        assert _metadata_error({"bootstrap.servers": rotated.bootstrap_servers, **old}) is not None
+    finally:
+        launcher.up(replace(secure_stack, kafka_sasl_password=old["sasl.password"]), echo=_echo)
+    assert _metadata_error({"bootstrap.servers": secure_stack.bootstrap_servers, **old}) is None
