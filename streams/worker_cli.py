@@ -8,7 +8,7 @@ from pathlib import Path
 __all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     worker = sub.add_parser("worker", help="run a pipeline worker (Faust) against the configured Kafka")
     worker.add_argument("--web-port", type=int, help="HTTP port of this worker (default NUDGE_WEB_PORT)")
     worker.add_argument(
@@ -31,14 +31,14 @@ def run_worker(args: argparse.Namespace) -> int:
         overrides["web_port"] = args.web_port
     if args.data_dir:
         overrides["worker_data_dir"] = args.data_dir
-    pipeline = create_app(load_settings(**overrides))
-    pipeline.app.service(WebServer(pipeline))
+    pipeline = create_app(load_settings(None, **overrides))
+    pipeline.app.service(WebServer(pipeline))  # type: ignore[arg-type]  # App.service also takes instances
     worker = faust.Worker(pipeline.app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0
 
 
-def register_sweep(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_sweep(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     sweep = sub.add_parser(
         "sweep", help="start a sweep (all rules for every consenting customer) and follow it"
     )
