@@ -151,6 +151,25 @@ def run_reference(workers: WorkerGroup, customers: list[SimulatedCustomer], pref
         reference.stop_all()
 
 
+def assert_features_become(
+    workers: WorkerGroup, prefix: str, expected: dict[str, Any], timeout_s: float = 300
+) -> None:
+    """Wait for the table (through its changelog) to hold exactly the expected features.
+
+    Judged on the data rather than on committed offsets: after a SIGKILL, Faust was seen to process a
+    restarted partition completely while its committed offset stayed behind (a gap in its acks), which
+    only means a later restart re-reads those messages, and they are duplicates the fold ignores.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = features_of(table_records(workers.settings, workers.app_id, prefix))
+        if got == expected or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert sorted(got) == sorted(expected), "customers missing from the table"
+    assert got == expected
+
+
 def test_kill_9_and_restart_loses_and_double_counts_nothing(workers: WorkerGroup) -> None:
     seed = random.randrange(10**6)
     customers = list(population(seed, 16, SHORT_START, SHORT_MONTHS))
@@ -159,7 +178,6 @@ def test_kill_9_and_restart_loses_and_double_counts_nothing(workers: WorkerGroup
 
     workers.start("w1", 16202)
     workers.wait_ready()
-    since = end_offsets(workers.settings, ["transactions"])
     sink = KafkaSink(make_producer(workers.settings))
     for i, customer in enumerate(customers):
         sink.write(customer.records)
@@ -170,9 +188,7 @@ def test_kill_9_and_restart_loses_and_double_counts_nothing(workers: WorkerGroup
             sink = KafkaSink(make_producer(workers.settings))
     sink.close()
     workers.start("w1-again", 16202)
-    wait_caught_up(workers.settings, workers.app_id, since, timeout_s=240)
-    time.sleep(2)
-    assert features_of(table_records(workers.settings, workers.app_id, prefix)) == expected
+    assert_features_become(workers, prefix, expected)
 
 
 def test_two_workers_with_a_rebalance_give_the_same_features_as_one(workers: WorkerGroup) -> None:
@@ -183,10 +199,7 @@ def test_two_workers_with_a_rebalance_give_the_same_features_as_one(workers: Wor
 
     workers.start("w1", 16203)
     workers.wait_ready()
-    since = end_offsets(workers.settings, ["transactions"])
     produce(workers.settings, customers[:8])
     workers.start("w2", 16204)  # joins: the group rebalances while w1 is busy
     produce(workers.settings, customers[8:])
-    wait_caught_up(workers.settings, workers.app_id, since, timeout_s=240)
-    time.sleep(2)
-    assert features_of(table_records(workers.settings, workers.app_id, prefix)) == expected
+    assert_features_become(workers, prefix, expected)
