@@ -36,6 +36,22 @@ def call(port: int, method: str, path: str, key: str, body: Any = None) -> tuple
         return exc.code, json.loads(exc.read())
 
 
+def wait_web_ready(*ports: int, timeout_s: float = 180) -> None:
+    """Both workers answer /readyz with 200: joined, assigned, recovered, catalogue loaded (the probe
+    in wait_ready can be answered by the first worker before the second has joined)."""
+    deadline = time.monotonic() + timeout_s
+    for port in ports:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            assert time.monotonic() < deadline, f"worker on port {port} never became ready"
+            time.sleep(1)
+
+
 @pytest.fixture
 def keyed_workers(stack: Settings, tmp_path: Path) -> Any:
     subprocess.run(
@@ -77,6 +93,7 @@ def test_any_worker_answers_a_score_and_insights_come_from_dynamodb(keyed_worker
     workers.start("w1", 16221)
     workers.start("w2", 16222)
     workers.wait_ready()
+    wait_web_ready(16221, 16222)
 
     customers = list(keys_per_partition(f"web-{workers.app_id}", settings.topic_partitions).values())
     since = end_offsets(settings, ["transactions"])
