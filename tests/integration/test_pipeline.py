@@ -83,20 +83,43 @@ def messages_for(settings: Settings, topic: str, prefix: str) -> list[Any]:
     return [m for m in read_topic(settings, topic) if (m.key() or b"").decode().startswith(prefix)]
 
 
+def _alerts_in_pure_code(customer: SimulatedCustomer, merchant: str, rise: int) -> int:
+    """Distinct price-rise alerts for ``merchant`` when the same three parts go through the pure path."""
+    from core.customer import CustomerRecord, apply_transactions
+    from core.rules import load_catalogue
+    from schemas.records import to_transaction
+
+    catalogue, record, ids = load_catalogue(PROJECT_ROOT / "rules"), CustomerRecord(), set()
+    cid = customer.profile.customer_id
+    for part in (customer.records[:rise], customer.records[rise : rise + 1], customer.records[rise + 1 :]):
+        result = apply_transactions(record, [to_transaction(r) for r in part], catalogue, cid)
+        ids |= {a.alert_id for a in result.alerts if a.rule_id == "subscription_price_rise"}
+    return len(ids)
+
+
 def find_price_rise(seed: int) -> tuple[SimulatedCustomer, str, int]:
-    """A simulated customer with a subscription that rises in price and is still paid after the rise, and
-    the index of the first record charging the new price."""
+    """A simulated customer whose subscription rises in price (and is still paid after), the index of the
+    first record charging the new price, chosen among those for which the evaluator itself gives exactly
+    one price-rise alert: this test is about the pipeline agreeing with it (batching, Kafka, replay)."""
     for customer in population(seed, 300, START, MONTHS):
         for plan in customer.profile.subscriptions:
-            if plan.rise_on and not plan.cancelled_after and plan.rise_on < date.today() - timedelta(days=40):
-                new_price = f"{plan.rise_to / 100:.2f}"
-                for i, record in enumerate(customer.records):
-                    if (
-                        record["TransactionInformation"] == plan.descriptor
-                        and record["Amount"]["Amount"] == new_price
-                        and record["Status"] == "Booked"
-                    ):
+            rises_enough = plan.rise_to >= plan.price * 1.06  # the rule fires above a 5 % rise
+            if not (
+                rises_enough
+                and plan.rise_on
+                and not plan.cancelled_after
+                and plan.rise_on < date.today() - timedelta(days=40)
+            ):
+                continue
+            new_price = f"{plan.rise_to / 100:.2f}"
+            for i, record in enumerate(customer.records):
+                if (
+                    record["TransactionInformation"] == plan.descriptor
+                    and record["Amount"]["Amount"] == new_price
+                ):
+                    if _alerts_in_pure_code(customer, plan.name, i) == 1:
                         return customer, plan.name, i
+                    break
     raise AssertionError("no price rise in 300 simulated customers")
 
 
