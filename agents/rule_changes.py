@@ -16,6 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from agents.plumbing import AgentIO
 from schemas.codec import default_codec
 from streams.app import Pipeline
+from streams.sweeps import sweep_request
 
 __all__ = ["register"]
 
@@ -36,15 +37,9 @@ def register(pipeline: Pipeline) -> None:
         for key in list(io.customers.keys()):
             if partitioner(key, all_partitions, all_partitions) not in active:
                 continue
-            request = {
-                "sweep_id": sweep_id,
-                "customer_id": key.decode(),
-                "rule_ids": [rule_id],
-                "as_of": now,
-                "requested_at": now,
-                "reason": "rule_change",
-                "dry_run": False,
-            }
+            request = sweep_request(
+                sweep_id, key.decode(), rule_ids=[rule_id], as_of=now, requested_at=now, reason="rule_change"
+            )
             await sweep.send(key=key, value=codec.encode("SweepRequest", request))
 
     io.feed.on_change(request_rescore)

@@ -27,7 +27,15 @@ from streams.kafka_config import confluent_security
 from streams.producer import producer_config
 from streams.settings import Settings
 
-__all__ = ["SweepProgress", "active_customers", "publish_sweep", "read_progress", "read_topic", "watch_sweep"]
+__all__ = [
+    "SweepProgress",
+    "active_customers",
+    "publish_sweep",
+    "read_progress",
+    "read_topic",
+    "sweep_request",
+    "watch_sweep",
+]
 
 
 def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> Iterable[Any]:
@@ -88,6 +96,28 @@ def active_customers(settings: Settings) -> list[str]:
     return sorted(c for c, active in state.items() if active)
 
 
+def sweep_request(
+    sweep_id: str,
+    customer_id: str,
+    *,
+    rule_ids: list[str] | None = None,
+    as_of: datetime,
+    requested_at: datetime,
+    reason: str,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """The ``SweepRequest`` record (schemas/sweep_request.avsc) for one customer."""
+    return {
+        "sweep_id": sweep_id,
+        "customer_id": customer_id,
+        "rule_ids": list(rule_ids or []),
+        "as_of": as_of,
+        "requested_at": requested_at,
+        "reason": reason,
+        "dry_run": dry_run,
+    }
+
+
 @dataclass
 class SweepStart:
     sweep_id: str
@@ -124,15 +154,15 @@ def publish_sweep(
     for customer_id in customers:
         value = codec.encode(
             "SweepRequest",
-            {
-                "sweep_id": sweep_id,
-                "customer_id": customer_id,
-                "rule_ids": list(rule_ids or []),
-                "as_of": as_of,
-                "requested_at": now,
-                "reason": reason,
-                "dry_run": dry_run,
-            },
+            sweep_request(
+                sweep_id,
+                customer_id,
+                rule_ids=rule_ids,
+                as_of=as_of,
+                requested_at=now,
+                reason=reason,
+                dry_run=dry_run,
+            ),
         )
         while True:
             try:

@@ -87,6 +87,15 @@ def _path(args: argparse.Namespace) -> Path:
     return Path(args.file) if args.file else default_keys_file()
 
 
+def _load_or_report(path: Path, err: TextIO) -> dict[str, ApiKey] | None:
+    """The keys of ``path``, or None after telling the user why the file is not a valid keys file."""
+    try:
+        return _load(path)
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"error: {path} is not a valid keys file: {exc}", file=err)
+        return None
+
+
 def run_create(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     from streams.web.auth import SCOPES, ApiKey, new_api_key
 
@@ -101,10 +110,8 @@ def run_create(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO =
         print("error: --name must not be empty", file=err)
         return 2
     path = _path(args)
-    try:
-        keys = _load(path)
-    except (ValueError, KeyError, TypeError) as exc:
-        print(f"error: {path} is not a valid keys file: {exc}", file=err)
+    keys = _load_or_report(path, err)
+    if keys is None:
         return 1
     if any(k.name == name for k in keys.values()):
         print(f"error: a key named {name!r} exists; revoke it first or choose another name", file=err)
@@ -124,10 +131,8 @@ def run_create(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO =
 
 def run_list(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     path = _path(args)
-    try:
-        keys = _load(path)
-    except (ValueError, KeyError, TypeError) as exc:
-        print(f"error: {path} is not a valid keys file: {exc}", file=err)
+    keys = _load_or_report(path, err)
+    if keys is None:
         return 1
     if not keys:
         print(f"no keys in {path}", file=err)
@@ -140,10 +145,8 @@ def run_list(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
 
 def run_revoke(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     path = _path(args)
-    try:
-        keys = _load(path)
-    except (ValueError, KeyError, TypeError) as exc:
-        print(f"error: {path} is not a valid keys file: {exc}", file=err)
+    keys = _load_or_report(path, err)
+    if keys is None:
         return 1
     kept = {d: k for d, k in keys.items() if k.name != args.name}
     if len(kept) == len(keys):

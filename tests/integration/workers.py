@@ -9,7 +9,6 @@ request to each partition and waiting for the sweep agent's progress record for 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from schemas.codec import default_codec
 from streams.offsets import commit_current_ends, end_offsets, wait_caught_up
 from streams.producer import make_producer
 from streams.settings import Settings
-from streams.sweeps import read_progress
+from streams.sweeps import read_progress, sweep_request
 
 __all__ = ["WorkerGroup", "commit_current_ends", "end_offsets", "keys_per_partition", "wait_caught_up"]
 
@@ -107,15 +106,9 @@ class WorkerGroup:
             probe = f"probe-{uuid.uuid4().hex[:8]}"
             now = datetime.now(UTC)
             for key in keys_per_partition(probe, self.settings.topic_partitions).values():
-                request = {
-                    "sweep_id": probe,
-                    "customer_id": key,
-                    "rule_ids": [],
-                    "as_of": now,
-                    "requested_at": now,
-                    "reason": "manual",
-                    "dry_run": True,
-                }
+                request = sweep_request(
+                    probe, key, as_of=now, requested_at=now, reason="manual", dry_run=True
+                )
                 producer.produce("sweep", key=key.encode(), value=codec.encode("SweepRequest", request))
             producer.flush(10)
             probe_deadline = time.monotonic() + 15
@@ -128,17 +121,3 @@ class WorkerGroup:
                     return
                 time.sleep(0.5)
         raise TimeoutError("workers did not become ready:\n" + "\n".join(self.log(n) for n in self.procs))
-
-
-def read_json_topic(
-    settings: Settings, topic: str, prefix: str
-) -> list[tuple[str, dict[str, object] | None]]:
-    """(key, value) of every record of ``topic`` whose key starts with ``prefix``, in offset order per key."""
-    from streams.sweeps import read_topic
-
-    out: list[tuple[str, dict[str, object] | None]] = []
-    for msg in read_topic(settings, topic):
-        key = (msg.key() or b"").decode()
-        if key.startswith(prefix):
-            out.append((key, None if msg.value() is None else json.loads(msg.value())))
-    return out
