@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,12 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from connectors.sink import connector_status
-from schemas.codec import default_codec
 from simulator.generator import SimulatedCustomer
 from stack import launcher
 from stack.dynamodb import dynamodb_client_kwargs
 from streams.kafka_config import confluent_security
 from streams.settings import PROJECT_ROOT, Settings, load_settings
-from tests.integration.test_pipeline import find_price_rise, messages_for, produce
+from tests.integration.test_pipeline import find_price_rise, messages_for, produce, rise_alerts_about
 from tests.integration.workers import WorkerGroup, end_offsets, wait_caught_up
 
 # Own ports (below 32768) and cache dir: the plain stack on 19092/18083/18000 is left alone.
@@ -89,24 +87,6 @@ def test_only_authenticated_tls_clients_get_in(secure_stack: Settings) -> None:
     assert status["tasks"] and all(t["state"] == "RUNNING" for t in status["tasks"]), status
 
 
-def _history_up_to_the_rise(customer: SimulatedCustomer, merchant: str) -> SimulatedCustomer:
-    """The customer's records in delivery order up to the first booked charge at the risen price: the
-    realtime rule fires on a charge at most 3 days old, so the history stops right after it (the worker
-    may fold a whole history in one batch)."""
-    plan = next(p for p in customer.profile.subscriptions if p.name == merchant)
-    assert plan.rise_on is not None
-    for i, record in enumerate(customer.records):
-        if (
-            plan.descriptor in (record["TransactionInformation"] or "")
-            and record["Status"] == "Booked"
-            and date.fromisoformat(record["BookingDateTime"][:10]) >= plan.rise_on
-        ):
-            return replace(
-                customer, records=customer.records[: i + 1], categories=customer.categories[: i + 1]
-            )
-    raise AssertionError(f"no booked {merchant} charge on or after {plan.rise_on}")
-
-
 async def _insights(settings: Settings, customer_id: str) -> dict[str, dict[str, Any]]:
     async with aioboto3.Session().client("dynamodb", **dynamodb_client_kwargs(settings)) as ddb:
         response = await ddb.query(
@@ -137,22 +117,18 @@ def test_price_rise_scores_alert_and_insights_through_sasl_ssl(
     try:
         workers.start("w1", WORKER_WEB_PORT)
         workers.wait_ready()
-        customer, merchant, _ = find_price_rise(random.randrange(10**6))
-        cid = customer.profile.customer_id
-        since = end_offsets(secure_stack, ["transactions"])
-        sent = produce(secure_stack, [_history_up_to_the_rise(customer, merchant)])
-        assert sent > 0
-        wait_caught_up(secure_stack, workers.app_id, since, timeout_s=120)
+        rise = find_price_rise(random.randrange(10**6))
+        cid = rise.customer.profile.customer_id
+        # The same parts find_price_rise checked in pure code: the history as a backfill, then the first
+        # charge at the new price live (the realtime rule fires on a charge at most days old).
+        backfill, live, _ = rise.parts()
+        for part in (backfill, live):
+            since = end_offsets(secure_stack, ["transactions"])
+            assert produce(secure_stack, [SimulatedCustomer(rise.customer.profile, part, [])]) == len(part)
+            wait_caught_up(secure_stack, workers.app_id, since, timeout_s=120)
         time.sleep(2)  # scores and alerts are produced after the offsets they came from are committed
 
-        codec = default_codec()
-        # Counted by alert id: a retried produce may write a copy with the same id (see test_pipeline).
-        alerts = {
-            a["alert_id"]: a
-            for a in (codec.decode(m.value()) for m in messages_for(secure_stack, "alerts", cid))
-        }
-        rises = [a for a in alerts.values() if a["rule_id"] == "subscription_price_rise"]
-        assert [a["item_key"].lower() for a in rises] == [merchant.lower()], rises
+        assert rise_alerts_about(secure_stack, rise) == {rise.alert_id}
         latest = {
             m.key().decode().split("#", 1)[1]: m.value()
             for m in messages_for(secure_stack, "scores", f"{cid}#")
