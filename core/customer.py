@@ -11,6 +11,7 @@ feature, evaluate them, and return the score changes and alerts. The Faust agent
 from __future__ import annotations
 
 import json
+import marshal
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from core.scoring import AlertOut, Origin, ScoreBook, ScoreUpdate, rescore
 __all__ = ["CustomerRecord", "BatchResult", "apply_transactions", "sweep_customer"]
 
 _HEADER = struct.Struct(">BII")  # format version, state length, book length
-_FORMAT = 1
+_FORMAT = 2  # 2: the book is marshal (version 4); 1: the book was JSON (still read)
+_READABLE = (1, 2)
 
 
 @dataclass
@@ -34,8 +36,11 @@ class CustomerRecord:
     as_of: float = 0.0  # latest event time folded in (epoch seconds); event time, never wall-clock
 
     def to_bytes(self) -> bytes:
+        """Written once per customer per batch: marshal, not JSON, for the book (a third of the cost)."""
         state = self.state.to_bytes()
-        book = json.dumps(self.book.to_json() | {"t": self.as_of}, separators=(",", ":")).encode()
+        book = marshal.dumps(
+            (self.book.scores, sorted(self.book.firing), self.book.last_alert, float(self.as_of)), 4
+        )
         return _HEADER.pack(_FORMAT, len(state), len(book)) + state + book
 
     @classmethod
@@ -43,12 +48,19 @@ class CustomerRecord:
         if not data:
             return cls()
         version, state_len, book_len = _HEADER.unpack_from(data)
-        if version != _FORMAT:
+        if version not in _READABLE:
             raise ValueError(f"unknown customer record format {version}")
         start = _HEADER.size
         state = CustomerState.from_bytes(data[start : start + state_len])
-        book_raw: dict[str, Any] = json.loads(data[start + state_len : start + state_len + book_len])
-        return cls(state=state, book=ScoreBook.from_json(book_raw), as_of=float(book_raw.get("t", 0.0)))
+        book_raw = data[start + state_len : start + state_len + book_len]
+        if version == 1:
+            legacy: dict[str, Any] = json.loads(book_raw)
+            return cls(state=state, book=ScoreBook.from_json(legacy), as_of=float(legacy.get("t", 0.0)))
+        try:
+            scores, firing, last_alert, as_of = marshal.loads(book_raw)
+        except (EOFError, ValueError, TypeError) as exc:
+            raise ValueError(f"corrupt customer record (score book): {exc}") from exc
+        return cls(state=state, book=ScoreBook(scores, set(firing), last_alert), as_of=as_of)
 
     @property
     def as_of_datetime(self) -> datetime:
