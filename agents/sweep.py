@@ -14,7 +14,7 @@ import asyncio
 import functools
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from faust import StreamT
@@ -34,6 +34,19 @@ __all__ = ["register", "rules_for_request"]
 BATCH_MAX = 256
 BATCH_WITHIN_S = 0.05
 YIELD_EVERY = 16  # customers between two yields to the event loop (~16 x 30 rules x 3 us)
+
+
+class Counts(NamedTuple):
+    """What one or more sweep requests did, added up per (sweep, partition) for the progress records."""
+
+    customers: int = 0
+    evaluations: int = 0
+    changed: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: tuple[int, ...]) -> Counts:  # type: ignore[override]
+        return Counts(*(a + b for a, b in zip(self, other, strict=True)))
 
 
 def rules_for_request(catalogue: Any, rule_ids: list[str]) -> tuple[list[Any], list[str]]:
@@ -56,34 +69,36 @@ def register(pipeline: Pipeline) -> None:
     pipeline.tables["sweep-counts"] = progress
     progress_topic = pipeline.topics["sweep-progress"]
 
-    def count(
-        event: EventT, sweep_id: str, evaluations: int, changed: int, errors: int, skipped: int
-    ) -> bytes:
-        """Add to this partition's counters of a sweep (a changelogged table: survives a restart)."""
+    def add_counts(
+        batch: dict[bytes, tuple[EventT, Counts]], event: EventT, sweep_id: str, counts: Counts
+    ) -> None:
+        """Add one request's counts to this batch's per-(sweep, partition) totals: the progress table is
+        written once per key per batch (each write is a changelog record), not once per customer."""
         key = f"{sweep_id}#p{event.message.partition}".encode()
-        raw = progress.get(key)
-        c = (
-            json.loads(raw)
-            if raw
-            else {"customers": 0, "evaluations": 0, "changed": 0, "errors": 0, "skipped": 0}
-        )
-        c["customers"] += 1
-        c["evaluations"] += evaluations
-        c["changed"] += changed
-        c["errors"] += errors
-        c["skipped"] += skipped
-        c["offset"] = event.message.offset
-        c["updated_at"] = time.time()
-        progress[key] = json.dumps(c, separators=(",", ":")).encode()
-        return key
+        previous = batch.get(key)
+        batch[key] = (event, counts if previous is None else previous[1] + counts)
 
-    def sweep_one(event: EventT, request: dict[str, Any]) -> bytes:
+    def write_counts(batch: dict[bytes, tuple[EventT, Counts]]) -> None:
+        """Fold the batch's totals into the changelogged counters (they survive a restart) and publish them."""
+        for key, (event, counts) in batch.items():
+            with event_context(event):  # the table writes to the partition of the request's event
+                raw = progress.get(key)
+                c = json.loads(raw) if raw else dict.fromkeys(Counts._fields, 0)
+                for name, value in counts._asdict().items():
+                    c[name] = c.get(name, 0) + value
+                c["offset"] = event.message.offset
+                c["updated_at"] = time.time()
+                value = json.dumps(c, separators=(",", ":")).encode()
+                progress[key] = value
+            progress_topic.send_soon(key=key, value=value)
+
+    def sweep_one(event: EventT, request: dict[str, Any]) -> Counts:
         started = time.perf_counter()
         customer_id = request["customer_id"]
         with event_context(event):
             raw = customers.get(event.key)
             if raw is None:  # never seen a transaction: nothing to evaluate, nothing emitted
-                return count(event, request["sweep_id"], 0, 0, 0, 1)
+                return Counts(customers=1, skipped=1)
             record = CustomerRecord.from_bytes(raw)
             rules, removed = rules_for_request(io.catalogue(), list(request["rule_ids"]))
             origin = Origin("sweep", request["sweep_id"], str(request["reason"]))
@@ -104,11 +119,10 @@ def register(pipeline: Pipeline) -> None:
                     customers[event.key] = record.to_bytes()
                 io.emit_scores(scores)
                 io.emit_alerts(alerts)
-            key = count(event, request["sweep_id"], evaluations, len(scores), 0, 0)
         EVALUATIONS.labels("sweep").inc(evaluations)
         EVALUATION_SECONDS.labels("sweep").observe(time.perf_counter() - started)
         SWEEP_CUSTOMERS.labels(request["sweep_id"]).inc()
-        return key
+        return Counts(customers=1, evaluations=evaluations, changed=len(scores))
 
     @app.crontab(
         pipeline.settings.sweep_cron, timezone=ZoneInfo(pipeline.settings.sweep_timezone), on_leader=True
@@ -130,16 +144,18 @@ def register(pipeline: Pipeline) -> None:
             max_=BATCH_MAX, within=BATCH_WITHIN_S
         ):
             EVENTS_IN.labels("sweep").inc(len(events))
-            touched: set[bytes] = set()
+            batch: dict[bytes, tuple[EventT, Counts]] = {}
             for n, event in enumerate(events, 1):
+                request: dict[str, Any] | None = None
                 try:
                     request = default_codec().decode(event.value, expect="SweepRequest")
                     if event.key != request["customer_id"].encode():
                         raise DecodeError("invalid_record", "customer_id does not match the message key")
-                    touched.add(sweep_one(event, request))
+                    add_counts(batch, event, request["sweep_id"], sweep_one(event, request))
                 except Exception as exc:  # noqa: BLE001 - data must never crash the worker
                     await io.dead_letter(event, exc, reason="processing_failed")
+                    if request is not None:  # counted, so the sweep still finishes (with its errors)
+                        add_counts(batch, event, request["sweep_id"], Counts(customers=1, errors=1))
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-            for key in touched:
-                progress_topic.send_soon(key=key, value=progress.get(key))
+            write_counts(batch)

@@ -104,6 +104,29 @@ async def test_bad_sweep_request_is_dead_lettered(make_pipeline: Any) -> None:
     assert reasons == [b"unknown_fingerprint", b"invalid_record"]
 
 
+async def test_a_request_failing_to_process_is_dead_lettered_and_counted(make_pipeline: Any) -> None:
+    """A customer whose stored record cannot be read: the request goes to the dead-letter topic, the
+    worker carries on with the next one, and the sweep's counters record the error and move past its
+    offset (a sweep finishes when every partition's counters pass its last request)."""
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    await put_all(pipeline.app.agents["transactions"], [gym(i, "cust-ok") for i in range(5)])
+    pipeline.tables["customers"].data[b"cust-bad"] = b"\x09 not a customer record"
+    await run_sweep(
+        pipeline,
+        [(b"cust-bad", sweep_request("cust-bad", "e1")), (b"cust-ok", sweep_request("cust-ok", "e1"))],
+    )
+    dead = out["sweep.dlq"].records
+    assert [(r.key, dict(r.headers)["dlq.reason"]) for r in dead] == [(b"cust-bad", b"processing_failed")]
+    latest: dict[bytes, dict[str, Any]] = {}
+    for r in out["sweep-progress"].records:
+        latest[r.key] = json.loads(r.value)
+    totals = {
+        k: sum(v[k] for key, v in latest.items() if key.startswith(b"e1#")) for k in ("customers", "errors")
+    }
+    assert totals == {"customers": 2, "errors": 1}
+    assert any(json.loads(r.value)["sweep_id"] == "e1" for r in out["scores"].records if r.value)
+
+
 async def test_erasure_deletes_features_and_tombstones_scores(make_pipeline: Any) -> None:
     pipeline, out = make_pipeline("agents.transactions", "agents.customers")
     await put_all(
