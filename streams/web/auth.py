@@ -245,8 +245,9 @@ def check_access(request: web.Request, scope: str, customer_id: str | None = Non
     return key
 
 
-def _error(status: int, error: str, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": error, "message": message}, status=status, headers=headers or None)
+def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    """The API's one error shape: ``{"error": {"code", "message"}}``."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers or None)
 
 
 def require_scope(scope: str) -> Callable[[Handler], Handler]:

@@ -74,8 +74,13 @@ class IngestConfig:
 INGEST = web.AppKey("ingest", IngestConfig)
 
 
-def _problem(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, "message": message, **extra}, status=status)
+def _problem(status: int, code: str, message: str, field: str | None = None, **extra: Any) -> web.Response:
+    """The API's one error shape, ``{"error": {"code", "message", "field"?}}``, plus ``extra`` keys (the
+    per-item ``errors`` of a refused batch)."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return web.json_response({"error": error, **extra}, status=status)
 
 
 def _items(body: Any) -> list[Any] | None:
@@ -99,7 +104,8 @@ async def post_transactions(request: web.Request) -> web.Response:
     customer_id = request.match_info["customer_id"]
     if not CUSTOMER_ID_RE.fullmatch(customer_id):
         return _problem(400, "invalid_customer_id",
-                        "customer_id must be 1-64 characters: letters, digits, '_', '.', ':' or '-'")
+                        "customer_id must be 1-64 characters: letters, digits, '_', '.', ':' or '-'",
+                        field="customer_id")
     if request.content_type != "application/json":
         return _problem(415, "unsupported_media_type", "send Content-Type: application/json")
     try:
@@ -109,13 +115,14 @@ async def post_transactions(request: web.Request) -> web.Response:
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _problem(400, "malformed_json", f"body is not valid JSON ({type(exc).__name__})")
+        return _problem(400, "malformed_json", f"body is not valid JSON ({type(exc).__name__})", field="$")
     items = _items(body)
     if items is None:
         return _problem(400, "bad_shape",
-                        'expected a transaction object, {"Data": {"Transaction": [...]}} or a list of them')
+                        'expected a transaction object, {"Data": {"Transaction": [...]}} or a list of them',
+                        field="$")
     if not items:
-        return _problem(400, "empty_batch", "no transactions in the request")
+        return _problem(400, "empty_batch", "no transactions in the request", field="$")
     if len(items) > config.max_items:
         return _problem(413, "too_many_items", f"at most {config.max_items} transactions per request")
 

@@ -296,15 +296,18 @@ def _paths() -> dict[str, Any]:
 
 def _optional_paths() -> dict[str, Any]:
     """Endpoints other modules mount on the same app; documented only when mounted."""
-    flat_error = {"type": "object", "required": ["error", "message"],
-                  "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
+    refused = {"allOf": [_ref("Error"), {"type": "object", "properties": {
+        "accepted": {"type": "integer"},
+        "errors": {"type": "array", "items": {"type": "object", "required": ["index", "field", "reason"],
+                                              "properties": {"index": {"type": "integer"},
+                                                             "field": {"type": "string"},
+                                                             "reason": {"type": "string"}}}}}}]}
     return {
         "/v1/customers/{customer_id}/transactions": {"post": {
             "summary": "Deliver open-banking transactions for a customer (streams/web/ingest.py)",
             "description": "One OB transaction object, `{\"Data\": {\"Transaction\": [...]}}` or a list. A batch "
                            "is all-or-nothing: any invalid item refuses the whole batch with 422 and per-item "
-                           "errors (`index`, `field`, `reason`). Requires scope `transactions:write`. Its "
-                           "errors use the flat shape `{\"error\": code, \"message\"}`.",
+                           "errors (`index`, `field`, `reason`). Requires scope `transactions:write`.",
             "security": _SECURED,
             "x-required-scope": "transactions:write",
             "parameters": [_path_param("customer_id", _CUSTOMER_ID)],
@@ -314,15 +317,8 @@ def _optional_paths() -> dict[str, Any]:
                 "202": _json({"type": "object", "required": ["accepted", "items"],
                               "properties": {"accepted": {"type": "integer"}, "items": {"type": "array"}}},
                              "Every transaction acknowledged by Kafka."),
-                **{str(code): _json(flat_error, text) for code, text in {
-                    400: "Malformed JSON, wrong shape or bad customer_id.",
-                    401: "Missing or unknown API key.",
-                    403: "The key lacks the scope, or may not act for this customer.",
-                    413: "Body or batch too large.",
-                    415: "Not JSON.",
-                    422: "Invalid items; nothing was accepted.",
-                    503: "Kafka unavailable; resend the whole batch.",
-                }.items()},
+                **_errors(400, 401, 403, 413, 415, 503),
+                "422": _json(refused, "Invalid items; nothing was accepted. `errors` lists each one."),
                 "429": {"$ref": "#/components/responses/E429"},
             },
         }},

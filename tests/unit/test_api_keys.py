@@ -69,7 +69,7 @@ async def test_require_scope_checks_the_path_customer() -> None:
     async with TestClient(TestServer(app)) as client:
         assert (await client.post("/v1/customers/c1/transactions", headers={"X-API-Key": "k"})).status == 200
         resp = await client.post("/v1/customers/c2/transactions", headers={"X-API-Key": "k"})
-        assert resp.status == 403 and (await resp.json())["error"] == "forbidden_customer"
+        assert resp.status == 403 and (await resp.json())["error"]["code"] == "forbidden_customer"
 
 
 def _run(fn: Any, **kwargs: Any) -> tuple[int, str, str]:

@@ -90,7 +90,7 @@ async def test_mixed_batch_is_refused_whole_with_per_item_errors(client: TestCli
     resp = await client.post(URL, json=items, headers=AUTH)
     assert resp.status == 422
     body = await resp.json()
-    assert body["accepted"] == 0
+    assert body["accepted"] == 0 and body["error"]["code"] == "invalid_transactions"
     assert body["errors"] == [
         {"index": 1, "field": "Amount.Currency", "reason": "unknown ISO 4217 currency 'ZZZ'"},
         {"index": 3, "field": "CreditDebitIndicator", "reason": "is required (Credit or Debit)"},
@@ -117,14 +117,15 @@ async def test_content_type_size_and_shape(client: TestClient[Any, Any], sink: S
     resp = await client.post(URL, data=b"[" + b'"x",' * 40000 + b'"x"]', headers={**AUTH, "Content-Type": "application/json"})
     assert resp.status == 413
     resp = await client.post(URL, json=[ob_item()] * 51, headers=AUTH)
-    assert resp.status == 413 and (await resp.json())["error"] == "too_many_items"
+    assert resp.status == 413 and (await resp.json())["error"]["code"] == "too_many_items"
     resp = await client.post(URL, data=b"{not json", headers={**AUTH, "Content-Type": "application/json"})
-    assert resp.status == 400 and (await resp.json())["error"] == "malformed_json"
+    assert resp.status == 400 and (await resp.json())["error"] == {
+        "code": "malformed_json", "message": "body is not valid JSON (JSONDecodeError)", "field": "$"}
     for shape in ("text", 3, {"Data": {"Transaction": "x"}}):
         resp = await client.post(URL, json=shape, headers=AUTH)
         assert resp.status == 400, shape
     resp = await client.post(URL, json=[], headers=AUTH)
-    assert resp.status == 400 and (await resp.json())["error"] == "empty_batch"
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "empty_batch"
     resp = await client.post(URL, json=[1], headers=AUTH)
     assert resp.status == 422 and (await resp.json())["errors"][0]["field"] == "$"
     assert sink.sent == []
@@ -133,7 +134,7 @@ async def test_content_type_size_and_shape(client: TestClient[Any, Any], sink: S
 @pytest.mark.parametrize("customer_id", ["-starts-with-dash", "x" * 65, "has space", "emoji\u2603"])
 async def test_customer_id_is_validated(client: TestClient[Any, Any], customer_id: str) -> None:
     resp = await client.post(f"/v1/customers/{customer_id}/transactions", json=ob_item(), headers=AUTH)
-    assert resp.status == 400 and (await resp.json())["error"] == "invalid_customer_id"
+    assert resp.status == 400 and (await resp.json())["error"]["field"] == "customer_id"
 
 
 async def test_publish_failure_is_503(client: TestClient[Any, Any], sink: Sink) -> None:
