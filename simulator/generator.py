@@ -121,6 +121,15 @@ def _time_of_day() -> tuple[str, ...]:
     return tuple(f"T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}+00:00" for s in range(DAY))
 
 
+@lru_cache(maxsize=16)
+def _calendar(start: date, n: int) -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]:
+    """For each of ``n`` days from ``start``: its ISO date, its month, and the offset (days from ``start``) of
+    its month's first day. Shared by every customer of a run instead of rebuilt for each."""
+    all_days = [start + timedelta(days=i) for i in range(n)]
+    return (tuple(d.isoformat() for d in all_days), tuple(d.month for d in all_days),
+            tuple((d.replace(day=1) - start).days for d in all_days))
+
+
 def _token(customer_id: str, what: str) -> str:
     return hashlib.sha256(f"{customer_id}|{what}".encode()).hexdigest()[:32]
 
@@ -368,10 +377,7 @@ class _Life:
     def build_records(self) -> SimulatedCustomer:
         rng, p, ri = self.rng, self.profile, self.ri
         rnd = rng.random
-        all_days = [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 8)]
-        days = [d.isoformat() for d in all_days]
-        month_of_day = [d.month for d in all_days]
-        month_start_day = [(d.replace(day=1) - self.start).days for d in all_days]
+        days, month_of_day, month_start_day = _calendar(self.start, (self.end - self.start).days + 8)
         tod = _time_of_day()
         cents = _CENTS
         t0, cid, acc = self.t0, self.customer_id, p.account_id
