@@ -23,6 +23,7 @@ from core.features.registry import REGISTRY, FeatureSpec, FeatureType
 from .errors import RuleValidationError, ValidationIssue
 from .examples_schema import parse_examples
 from .expressions import NUMERIC, ExprCompiler, Limits, Scope, Typed
+from .fastpath import FastGen
 from .model import CompiledRule, ItemResult, Reason, RuleOutcome
 from .rulefile import RuleDoc, parse_duration, read_rule_doc
 from .runtime import RUNTIME
@@ -276,8 +277,12 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
                   "    if len(_items) > 1: _items.sort(key=_by_score, reverse=True)", "    _top = _items[0]",
                   "    return _new(_O, (_RID, _VER, True, _top[1], tuple(_items), _top[2], (),"
                   " None if _err is None else _item_error_text(_err)))"]
-    # evaluate(features, explain=False): one frame on the hot path; explain and failures go to Python helpers
+    fast, consts = _fast_lines(registry, coll, var, conjuncts, score, values, msg_code, body_used, reads, vf, vu)
+    # evaluate(features, explain=False): one frame on the hot path, the fast function (see fastpath.py); if
+    # anything in it raises, the reference function below decides; explain and failures go to Python helpers
     lines = ["def _evaluate(_F, explain=False):", "    if explain: return _EXPLAIN(_F)", "    try:",
+             *("        " + line for line in fast), "    except Exception:", "        return _reference(_F)",
+             "def _reference(_F):", "    try:",
              *("    " + line for line in lines), "    except Exception as _e:", "        return _FAIL(_F, _e)"]
     # one function per condition, for explain mode
     for i, p in enumerate(conjuncts):
@@ -291,6 +296,7 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
         "_I": ItemResult, "_new": tuple.__new__, "_NE": tuple(not_eligible), "_NW": tuple(windows),
         "_VF": vf, "_VU": vu, "_RID": rid, "_VER": version, "_ItemError": _ItemError,
         "_by_score": itemgetter(1), "_item_error_text": lambda e: _item_reason(registry, coll, e),
+        "_str": str, "_int": int, **{f"_K{i}": cc.consts[i] for i in consts},
     }
     exec(compile(code, f"<rule {rid}>", "exec"), ns)  # noqa: S102 - source generated above, see module doc
     evaluate = ns["_evaluate"]
@@ -304,6 +310,65 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
         reads=frozenset(reads), cooldown=cooldown, valid_from=vf, valid_until=vu, source=doc.text,
         filename=doc.file, examples=examples, code=code, evaluate=evaluate,
     )
+
+
+def _fast_lines(registry: Mapping[str, FeatureSpec], coll: str | None, var: dict[str, str], conjuncts: list[_Part],
+                score: _Part, values: dict[str, _Part], msg_code: str, body_used: frozenset[str], reads: set[str],
+                vf: date | None, vu: date | None) -> tuple[list[str], set[int]]:
+    """The fast function's body (unindented) and the constants it names: no error handling, see fastpath.py."""
+    floats = (FeatureType.MONEY, FeatureType.RATIO)
+    fields: dict[str, set[FeatureType]] = {}
+    for spec in registry.values():
+        for name, fspec in spec.item.items():
+            fields.setdefault(name, set()).add(fspec.type)
+    gen = FastGen(in_loop=coll is not None,
+                  float_names=frozenset(v for k, v in var.items() if k in registry and registry[k].type in floats),
+                  float_fields=frozenset(k for k, types in fields.items() if types <= set(floats)))
+    lines: list[str] = []
+    loaded: set[str] = set()
+
+    def load(names: set[str] | frozenset[str], indent: str = "") -> None:
+        lines.extend(f"{indent}{var[x]} = _F[{x!r}]" for x in sorted(set(names) - loaded))
+        loaded.update(names)
+
+    if vf or vu:
+        load({"today"})
+        if vf:
+            lines.append(f"if {var['today']} < _VF: return _NW[0]")
+        if vu:
+            lines.append(f"if {var['today']} > _VU: return _NW[1]")
+    body_codes = [score.typed.code, *(p.typed.code for p in values.values()), msg_code]
+    if coll is None:
+        for i, p in enumerate(conjuncts):
+            load(p.used)
+            pre, (code,) = gen.segment([p.typed.code], "")
+            lines += pre
+            lines.append(f"if not {code}: return _NE[{i}]")
+        load(body_used)
+        pre, (s, *vals, msg) = gen.segment(body_codes, "")
+        lines += pre
+        lines.append(f"_s = {s}")
+        lines.append("if not 0.0 <= _s <= 1.0: _s = _check_score(_s)")
+        lines += [f"_p_{k} = {code}" for k, code in zip(values, vals, strict=True)]
+        lines.append(f"return _new(_O, (_RID, _VER, True, _s, (), {msg}, (), None))")
+        return lines, gen.consts
+    load(reads)
+    loop: list[str] = []
+    for p in conjuncts:
+        pre, (code,) = gen.segment([p.typed.code], "    ")
+        loop += pre
+        loop.append(f"    if not {code}: continue")
+    pre, (s, *vals, msg) = gen.segment(body_codes, "    ")
+    loop += pre
+    loop.append(f"    _s = {s}")
+    loop.append("    if not 0.0 <= _s <= 1.0: _s = _check_score(_s)")
+    loop += [f"    _p_{k} = {code}" for k, code in zip(values, vals, strict=True)]
+    loop.append(f"    _items.append(_new(_I, (_it[{registry[coll].key!r}], _s, {msg})))")
+    lines += [line[4:] for line in gen.preloop]
+    lines += ["_items = []", f"for _it in {var[coll]}:", *loop,
+              "if not _items: return _NE[0]", "if len(_items) > 1: _items.sort(key=_by_score, reverse=True)",
+              "_top = _items[0]", "return _new(_O, (_RID, _VER, True, _top[1], tuple(_items), _top[2], (), None))"]
+    return lines, gen.consts
 
 
 def _item_reason(registry: Mapping[str, FeatureSpec], coll: str | None, err: _ItemError) -> str:
