@@ -15,6 +15,7 @@ from .model import CompiledRule
 __all__ = ["Catalogue", "load_catalogue", "rule_files", "TRIGGERS"]
 
 TRIGGERS = ("realtime", "nightly", "both")
+_MAX_ANSWERS = 4096
 
 
 class Catalogue(Mapping[str, CompiledRule]):
@@ -28,6 +29,9 @@ class Catalogue(Mapping[str, CompiledRule]):
                 if rule.trigger in (trig, "both"):
                     for name in rule.reads:
                         self._by_feature[trig].setdefault(name, []).append(rule)
+        # answers of rules_reading/for_trigger: a worker asks the same few questions (the features a card
+        # payment changes, say) for every batch, and the catalogue never changes once built
+        self._answers: dict[tuple[str, frozenset[str]], tuple[CompiledRule, ...]] = {}
 
     def __getitem__(self, rule_id: str) -> CompiledRule:
         return self._rules[rule_id]
@@ -40,18 +44,35 @@ class Catalogue(Mapping[str, CompiledRule]):
 
     def rules_reading(self, changed: set[str] | frozenset[str], trigger: str = "realtime") -> list[CompiledRule]:
         """Rules (for ``trigger``: realtime or nightly; 'both'-rules count for each) reading a changed feature."""
-        index = self._by_feature["nightly" if trigger == "nightly" else "realtime"]
+        kind = "nightly" if trigger == "nightly" else "realtime"
+        index = self._by_feature[kind]
         if len(changed) == 1:
             return list(index.get(next(iter(changed)), ()))
-        seen: dict[str, CompiledRule] = {}
-        for name in changed:
-            for rule in index.get(name, ()):
-                seen[rule.id] = rule
-        return [seen[k] for k in sorted(seen)]
+        key = (kind, changed if isinstance(changed, frozenset) else frozenset(changed))
+        answer = self._answers.get(key)
+        if answer is None:
+            seen: dict[str, CompiledRule] = {}
+            for name in changed:
+                for rule in index.get(name, ()):
+                    seen[rule.id] = rule
+            answer = self._remember(key, tuple(seen[k] for k in sorted(seen)))
+        return list(answer)
 
     def for_trigger(self, trigger: str) -> list[CompiledRule]:
         """All rules a realtime or nightly pass evaluates."""
-        return [r for _, r in sorted(self._rules.items()) if r.trigger in (trigger, "both")]
+        key: tuple[str, frozenset[str]] = ("for_trigger " + trigger, frozenset())
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._remember(key, tuple(r for _, r in sorted(self._rules.items())
+                                               if r.trigger in (trigger, "both")))
+        return list(answer)
+
+    def _remember(self, key: tuple[str, frozenset[str]], answer: tuple[CompiledRule, ...]
+                  ) -> tuple[CompiledRule, ...]:
+        if len(self._answers) >= _MAX_ANSWERS:  # bounded whatever callers ask
+            self._answers.clear()
+        self._answers[key] = answer
+        return answer
 
     def with_rule(self, rule: CompiledRule) -> Catalogue:
         return Catalogue([*(r for r in self._rules.values() if r.id != rule.id), rule])

@@ -297,6 +297,7 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
         "_VF": vf, "_VU": vu, "_RID": rid, "_VER": version, "_ItemError": _ItemError,
         "_by_score": itemgetter(1), "_item_error_text": lambda e: _item_reason(registry, coll, e),
         "_str": str, "_int": int, **{f"_K{i}": cc.consts[i] for i in consts},
+        **{f"_NE{i}": outcome for i, outcome in enumerate(not_eligible)}, "_NW0": windows[0], "_NW1": windows[1],
     }
     exec(compile(code, f"<rule {rid}>", "exec"), ns)  # noqa: S102 - source generated above, see module doc
     evaluate = ns["_evaluate"]
@@ -334,16 +335,16 @@ def _fast_lines(registry: Mapping[str, FeatureSpec], coll: str | None, var: dict
     if vf or vu:
         load({"today"})
         if vf:
-            lines.append(f"if {var['today']} < _VF: return _NW[0]")
+            lines.append(f"if {var['today']} < _VF: return _NW0")
         if vu:
-            lines.append(f"if {var['today']} > _VU: return _NW[1]")
+            lines.append(f"if {var['today']} > _VU: return _NW1")
     body_codes = [score.typed.code, *(p.typed.code for p in values.values()), msg_code]
     if coll is None:
         for i, p in enumerate(conjuncts):
             load(p.used)
             pre, (code,) = gen.segment([p.typed.code], "")
             lines += pre
-            lines.append(f"if not {code}: return _NE[{i}]")
+            lines.append(f"if not {code}: return _NE{i}")
         load(body_used)
         pre, (s, *vals, msg) = gen.segment(body_codes, "")
         lines += pre
@@ -363,11 +364,16 @@ def _fast_lines(registry: Mapping[str, FeatureSpec], coll: str | None, var: dict
     loop.append(f"    _s = {s}")
     loop.append("    if not 0.0 <= _s <= 1.0: _s = _check_score(_s)")
     loop += [f"    _p_{k} = {code}" for k, code in zip(values, vals, strict=True)]
-    loop.append(f"    _items.append(_new(_I, (_it[{registry[coll].key!r}], _s, {msg})))")
+    # most evaluations find no item or one: no list for those (the outcome is the same as from a list of one)
+    loop += [f"    _r = _new(_I, (_it[{registry[coll].key!r}], _s, {msg}))",
+             "    if _first is None: _first = _r", "    elif _items is None: _items = [_first, _r]",
+             "    else: _items.append(_r)"]
     lines += [line[4:] for line in gen.preloop]
-    lines += ["_items = []", f"for _it in {var[coll]}:", *loop,
-              "if not _items: return _NE[0]", "if len(_items) > 1: _items.sort(key=_by_score, reverse=True)",
-              "_top = _items[0]", "return _new(_O, (_RID, _VER, True, _top[1], tuple(_items), _top[2], (), None))"]
+    lines += ["_first = _items = None", f"for _it in {var[coll]}:", *loop,
+              "if _first is None: return _NE0",
+              "if _items is None: return _new(_O, (_RID, _VER, True, _first[1], (_first,), _first[2], (), None))",
+              "_items.sort(key=_by_score, reverse=True)", "_top = _items[0]",
+              "return _new(_O, (_RID, _VER, True, _top[1], tuple(_items), _top[2], (), None))"]
     return lines, gen.consts
 
 

@@ -131,8 +131,14 @@ class FastGen:
         else:
             target, ind = pre, indent
         src = _code(comp.iter)
-        elt = _code(rewrite(gen.elt))
-        cond = " and ".join(_code(rewrite(c)) for c in comp.ifs)
+        parts = [rewrite(gen.elt), *(rewrite(c) for c in comp.ifs)]
+        if self.in_loop and target is pre:
+            # fields of the for_each item are the same for every element: read each once, before the loop
+            hoisted: dict[str, str] = {}
+            parts = [_ItemFields(self, hoisted).visit(p) for p in parts]
+            target += [f"{indent}{t} = _it[{f!r}]" for f, t in hoisted.items()]
+        elt = _code(parts[0])
+        cond = " and ".join(_code(c) for c in parts[1:])
         fn = node.func.id
         lines: list[str]
         if fn == "_any" or fn == "_all":
@@ -151,6 +157,23 @@ class FastGen:
         target += [ind + line for line in lines]
         self._available[key] = var
         return var
+
+
+class _ItemFields(ast.NodeTransformer):
+    """``_it['field']`` → a local read once (inside an aggregate's loop over another collection)."""
+
+    def __init__(self, gen: FastGen, hoisted: dict[str, str]) -> None:
+        self.gen, self.hoisted = gen, hoisted
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
+        if isinstance(node.value, ast.Name) and node.value.id == "_it" and isinstance(node.slice, ast.Constant) \
+                and isinstance(node.slice.value, str):
+            field = node.slice.value
+            if field not in self.hoisted:
+                self.hoisted[field] = self.gen.temp("_f")
+            return _name(self.hoisted[field])
+        self.generic_visit(node)
+        return node
 
 
 class _Rewriter(ast.NodeTransformer):
