@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where the JSON lines file goes (default: the temp dir)")
     args = parser.parse_args()
     start = date(2024, 11, 1)
-    simulate(args.seed, 0, start, 1)  # build the time-of-day table once, outside the timings
+    simulate(args.seed, 0, start, 1)  # build the shared tables once, outside the timings
 
     def generate() -> int:
         return sum(len(c.records) for c in population(args.seed, args.customers, start, args.months))
