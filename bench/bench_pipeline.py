@@ -9,9 +9,12 @@ are produced to ``transactions``; then
   * raw: a bare confluent-kafka consumer (its own group, assigned at the same start offsets) produces each
     message unchanged to a topic of its own (``bench-passthrough-<run>``, deleted afterwards), committing
     every second like the worker; timed from assign() to the last delivery and commit;
+  * stock Faust: ``bench.faust_passthrough``, the worker's own Faust app settings with one agent sending each
+    message unchanged to a topic of its own (no decoding, no table, no rules): the framework's ceiling;
+    timed from its first output message to its committed offsets reaching the end offsets;
   * ours: one ``nudge worker`` (own app id, committed at the same start offsets, own RocksDB dir); timed from
     the first transaction it took in (its /metrics counter, sampled every 0.5 s) to its committed offsets
-    reaching the end offsets. The worker is started only after the raw run, so the two never share the CPU.
+    reaching the end offsets. Each starts after the previous one finished, so they never share the CPU.
 (b) Latency: with that worker caught up, live transactions (the same customers' records booked now, new ids)
     at each ``--rate`` in turn for ``--duration`` s; a background consumer of ``scores`` and ``alerts`` stamps arrivals,
     matched to the produce time by ``transaction_id``. One figure per transaction (its first score/alert).
@@ -24,7 +27,10 @@ Prints figures and ratios against the targets (≥10,000 tx/s per worker, ≥50%
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -53,7 +59,7 @@ from bench.common import (
 from simulator.outputs import KafkaSink
 from streams.producer import make_producer
 from streams.settings import Settings, load_settings
-from tests.integration.workers import WorkerGroup, end_offsets
+from tests.integration.workers import WorkerGroup, commit_current_ends, end_offsets
 
 
 def raw_passthrough(settings: Settings, start: dict[tuple[str, int], int], ends: dict[tuple[str, int], int],
@@ -117,6 +123,39 @@ def raw_passthrough(settings: Settings, start: dict[tuple[str, int], int], ends:
     return elapsed, count
 
 
+def faust_passthrough(settings: Settings, app_id: str, ends: dict[tuple[str, int], int], out_topic: str,
+                      tmp: Path) -> tuple[float, int]:
+    """The Faust ceiling: ``bench.faust_passthrough`` (the worker's Faust settings, one agent sending every
+    message unchanged to ``out_topic``) from the start offsets committed for ``app_id`` to ``ends``; timed
+    from its first output message to its committed offsets reaching ``ends``. Returns (seconds, messages)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    partitions = len({p for t, p in ends if t == "transactions"})
+    for future in admin.create_topics([NewTopic(out_topic, partitions, 1)]).values():
+        future.result()
+    env = {**os.environ, "NUDGE_APP_ID": app_id, "NUDGE_WORKER_DATA_DIR": str(tmp / "faust")}
+    log = open(tmp / "faust-passthrough.log", "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "bench.faust_passthrough", out_topic], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while sum(end_offsets(settings, [out_topic]).values()) == 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"faust passthrough produced nothing; see {tmp / 'faust-passthrough.log'}")
+            time.sleep(0.1)
+        t_first = time.perf_counter()
+        t_done = wait_committed(settings, app_id, ends)
+        count = sum(end_offsets(settings, [out_topic]).values())
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    return t_done - t_first, count
+
+
 def sample_counter(port: int, stop: threading.Event, samples: list[tuple[float, float]]) -> None:
     """Every 0.5 s: (time, transactions taken in) from the worker's /metrics (a scrape costs the worker
     10-20 ms of its event loop, so not more often)."""
@@ -144,6 +183,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-pipeline-{run}-"))
     group = WorkerGroup(settings, tmp, app_id=f"bench-{run}")  # commits the current ends for its group
     out_topic = f"bench-passthrough-{run}"
+    faust_app_id, faust_out = f"bench-{run}-faust", f"bench-faust-passthrough-{run}"
+    commit_current_ends(settings, faust_app_id, ["transactions"])  # starts at the same offsets as the rest
     try:
         t = time.perf_counter()
         prefix, customers = simulated(args.customers, args.months)
@@ -166,6 +207,9 @@ def main() -> None:
         raw_s, raw_n = raw_passthrough(settings, start, ends, out_topic)
         raw_rate = raw_n / raw_s
         load_raw_after = load_average()
+        faust_s, faust_n = faust_passthrough(settings, faust_app_id, ends, faust_out, tmp)
+        faust_rate = faust_n / faust_s
+        load_faust_after = load_average()
 
         port = free_port()
         samples: list[tuple[float, float]] = []
@@ -193,6 +237,8 @@ def main() -> None:
             [
                 ["raw confluent-kafka consume->produce", str(raw_n), f"{raw_s:.2f}", fmt(raw_rate), "1.00",
                  f"{load_raw_before} -> {load_raw_after}"],
+                ["stock Faust passthrough (worker's Faust settings, no work)", str(faust_n), f"{faust_s:.2f}",
+                 fmt(faust_rate), f"{faust_rate / raw_rate:.2f}", f"{load_raw_after} -> {load_faust_after}"],
                 ["nudge worker: first tx in -> committed == ends", str(n), f"{t_done - t_first:.2f}",
                  fmt(worker_rate), f"{worker_rate / raw_rate:.2f}", f"{load_worker_before} -> {load_worker_after}"],
                 ["nudge worker: first tx in -> last tx taken in", str(n), f"{t_all_in - t_first:.2f}",
@@ -205,7 +251,8 @@ def main() -> None:
               f"{t_ready - t_spawn:.1f} s (transactions taken in by then: "
               f"{max((v for ts, v in samples if ts <= t_ready), default=0):.0f})")
         print(f"targets: >= 10,000 tx/s per worker -> {fmt(worker_rate)} ({worker_rate / 10_000:.0%} of target); "
-              f">= 50% of raw -> {worker_rate / raw_rate:.0%}")
+              f">= 50% of raw -> {worker_rate / raw_rate:.0%}; the Faust passthrough alone reaches "
+              f"{faust_rate / raw_rate:.0%} of raw, the worker {worker_rate / faust_rate:.0%} of it")
 
         # (b) latency at a steady rate, the worker caught up: one run per --rate, the target first
         for rate in args.rate:
@@ -241,7 +288,7 @@ def main() -> None:
         print(f"worker w1 pid {proc.pid}; log {tmp / 'w1.log'}")
     finally:
         group.stop_all()
-        deleted = delete_app_topics(settings, [f"bench-{run}-", out_topic])
+        deleted = delete_app_topics(settings, [f"bench-{run}-", out_topic, faust_out])
         print(f"cleanup: stopped workers, deleted {len(deleted)} topics, removed {tmp}")
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -59,6 +59,12 @@ def _faust_topics(app: faust.App) -> dict[str, faust.TopicT]:
     }
 
 
+def _compression(name: str) -> str | None:
+    if name not in ("none", "lz4", "gzip", "snappy"):
+        raise ValueError(f"NUDGE_WORKER_COMPRESSION must be none, lz4, gzip or snappy, not {name!r}")
+    return None if name == "none" else name
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -90,7 +96,7 @@ def create_app(
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
         producer_linger_ms=5,
-        producer_compression_type="lz4",
+        producer_compression_type=_compression(settings.worker_compression),
         consumer_auto_offset_reset=settings.auto_offset_reset,
         autodiscover=False,
         **faust_security(settings),  # SASL/SCRAM over TLS when NUDGE_KAFKA_SECURITY=sasl_ssl

@@ -1,0 +1,26 @@
+"""The worker app takes its Faust producer settings from :class:`streams.settings.Settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.app import create_app
+from streams.settings import load_settings
+
+
+def _conf(tmp_path: Path, **overrides: object) -> Any:
+    settings = load_settings({}, worker_data_dir=tmp_path, **overrides)
+    return create_app(settings, store="memory://", agent_modules=()).app.conf
+
+
+def test_worker_compression_defaults_to_none_and_can_be_chosen(tmp_path: Path) -> None:
+    assert _conf(tmp_path).producer_compression_type is None
+    assert _conf(tmp_path, worker_compression="lz4").producer_compression_type == "lz4"
+
+
+def test_an_unknown_compression_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="NUDGE_WORKER_COMPRESSION must be none, lz4, gzip or snappy, not 'brotli'"):
+        _conf(tmp_path, worker_compression="brotli")
