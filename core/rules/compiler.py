@@ -296,7 +296,7 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
         "_I": ItemResult, "_new": tuple.__new__, "_NE": tuple(not_eligible), "_NW": tuple(windows),
         "_VF": vf, "_VU": vu, "_RID": rid, "_VER": version, "_ItemError": _ItemError,
         "_by_score": itemgetter(1), "_item_error_text": lambda e: _item_reason(registry, coll, e),
-        "_str": str, "_int": int, **{f"_K{i}": cc.consts[i] for i in consts},
+        "_str": str, "_int": int, "_float": float, "_MONEY": ",.2f", "_MONEY_SMALL": ".2f", **{f"_K{i}": cc.consts[i] for i in consts},
         **{f"_NE{i}": outcome for i, outcome in enumerate(not_eligible)}, "_NW0": windows[0], "_NW1": windows[1],
     }
     exec(compile(code, f"<rule {rid}>", "exec"), ns)  # noqa: S102 - source generated above, see module doc
@@ -339,6 +339,7 @@ def _fast_lines(registry: Mapping[str, FeatureSpec], coll: str | None, var: dict
         if vu:
             lines.append(f"if {var['today']} > _VU: return _NW1")
     body_codes = [score.typed.code, *(p.typed.code for p in values.values()), msg_code]
+    gen.plan([*(p.typed.code for p in conjuncts), *body_codes])
     if coll is None:
         for i, p in enumerate(conjuncts):
             load(p.used)

@@ -16,6 +16,7 @@ occur in it. Rewrites:
   once per evaluation (or once per item when they read ``item``) and shared by every condition, the score
   and the values that use them, instead of a generator expression per use;
 - ``clamp`` with literal bounds, ``days_between`` and the text/count placeholders become inline expressions;
+- money placeholders below 1,000 skip the thousands-grouping format (same text, a third cheaper);
 - constants-table entries become plain names (``_K3``) instead of an index per use;
 - a whole-number literal compared with a money or ratio value (floats) is written as a float (``>= 20.0``):
   comparisons of numbers are exact whatever their types, and float-to-float is the interpreter's fast case.
@@ -100,6 +101,7 @@ class FastGen:
     preloop: list[str] = field(default_factory=list)  # statements for before the for_each loop
     consts: set[int] = field(default_factory=set)  # indexes of ``_K`` referenced as ``_K<i>``
     _available: dict[str, str] = field(default_factory=dict)
+    _planned: dict[str, ast.Call] = field(default_factory=dict)
     _temps: int = 0
 
     def segment(self, codes: list[str], indent: str) -> tuple[list[str], list[str]]:
@@ -119,44 +121,103 @@ class FastGen:
         self._temps += 1
         return f"{prefix}{self._temps}"
 
+    def plan(self, codes: list[str]) -> None:
+        """Note every aggregate the function evaluates unconditionally somewhere, for :meth:`hoist` to fuse."""
+        for code in codes:
+            found: set[str] = set()
+            tree = ast.parse(code, mode="eval").body
+            _unconditional_aggregates(tree, found)
+            for node in ast.walk(tree):
+                if _is_aggregate(node) and ast.dump(node) in found:
+                    self._planned.setdefault(ast.dump(node), node)  # type: ignore[arg-type]
+
     def hoist(self, node: ast.Call, pre: list[str], indent: str, rewrite: Callable[[ast.expr], ast.expr]) -> str:
-        """Emit a loop computing aggregate ``node`` into a new local; return the local's name."""
-        key = ast.dump(node)
-        gen = node.args[0]
-        assert isinstance(gen, ast.GeneratorExp) and isinstance(node.func, ast.Name)
-        comp = gen.generators[0]
-        var = self.temp("_a")
+        """Emit a loop computing aggregate ``node`` into a new local; return the local's name.
+
+        Other sum/count/min/max aggregates over the same collection with the same filter that the function
+        evaluates anyway later are computed in the same loop (one pass instead of several).
+        """
+        group = [node]
+        if _fusable(node):
+            signature = _loop_signature(node)
+            group += [other for key, other in self._planned.items()
+                      if key != ast.dump(node) and key not in self._available and _fusable(other)
+                      and _loop_signature(other) == signature and _reads_item(other) == _reads_item(node)]
         if self.in_loop and not _reads_item(node):
             target, ind = self.preloop, "    "
         else:
             target, ind = pre, indent
+        hoisted: dict[str, str] = {}
+        item_fields = _ItemFields(self, hoisted)
+        first_gen = node.args[0]
+        assert isinstance(first_gen, ast.GeneratorExp)
+        comp = first_gen.generators[0]
         src = _code(comp.iter)
-        parts = [rewrite(gen.elt), *(rewrite(c) for c in comp.ifs)]
+        conds = [rewrite(c) for c in comp.ifs]
+        elts = []
+        for member in group:
+            gen = member.args[0]
+            assert isinstance(gen, ast.GeneratorExp)
+            elts.append(rewrite(gen.elt))
         if self.in_loop and target is pre:
             # fields of the for_each item are the same for every element: read each once, before the loop
-            hoisted: dict[str, str] = {}
-            parts = [_ItemFields(self, hoisted).visit(p) for p in parts]
-            target += [f"{indent}{t} = _it[{f!r}]" for f, t in hoisted.items()]
-        elt = _code(parts[0])
-        cond = " and ".join(_code(c) for c in parts[1:])
-        fn = node.func.id
-        lines: list[str]
+            conds = [item_fields.visit(c) for c in conds]
+            elts = [item_fields.visit(e) for e in elts]
+        lines = [f"{field_var} = _it[{f!r}]" for f, field_var in hoisted.items()]
+        cond = " and ".join(_code(c) for c in conds)
+        fn = node.func.id  # type: ignore[attr-defined]
         if fn == "_any" or fn == "_all":
+            var = self.temp("_a")
+            elt = _code(elts[0])
             hit = "True" if fn == "_any" else "False"
             test = elt if fn == "_any" else f"not {elt}"
-            lines = [f"{var} = {'False' if fn == '_any' else 'True'}", f"for _x in {src}:",
-                     f"    if {test}:", f"        {var} = {hit}", "        break"]
-        elif fn == "_sum" and isinstance(gen.elt, ast.Constant) and gen.elt.value == 1:
-            # count(): sum of 1s is an exact int, counted directly
-            lines = [f"{var} = 0", f"for _x in {src}:", f"    if {cond}: {var} += 1" if cond else f"    {var} += 1"]
+            lines += [f"{var} = {'False' if fn == '_any' else 'True'}", f"for _x in {src}:",
+                      f"    if {test}:", f"        {var} = {hit}", "        break"]
+            self._available[ast.dump(node)] = var
+            target += [ind + line for line in lines]
+            return var
+        init: list[str] = []
+        body: list[str] = []
+        final: list[str] = []
+        for member, elt_node in zip(group, elts, strict=True):
+            var = self.temp("_a")
+            self._available[ast.dump(member)] = var
+            member_fn = member.func.id  # type: ignore[attr-defined]
+            if _is_count(member):
+                # count(): sum of 1s is an exact int, counted directly
+                init.append(f"{var} = 0")
+                body.append(f"{var} += 1")
+            else:
+                # sum/min/max over the same values in the same order as the generator: the same builtin decides
+                init.append(f"{var} = []")
+                body.append(f"{var}.append({_code(elt_node)})")
+                final.append(f"{var} = {member_fn}({var})")
+        lines += init + [f"for _x in {src}:"]
+        if cond:
+            lines += [f"    if {cond}:", *(f"        {b}" for b in body)]
         else:
-            # sum/min/max over the same values in the same order as the generator: the same builtin decides
-            lines = [f"{var} = []", f"for _x in {src}:",
-                     f"    if {cond}: {var}.append({elt})" if cond else f"    {var}.append({elt})",
-                     f"{var} = {fn}({var})"]
+            lines += [f"    {b}" for b in body]
+        lines += final
         target += [ind + line for line in lines]
-        self._available[key] = var
-        return var
+        return self._available[ast.dump(node)]
+
+
+def _is_count(node: ast.Call) -> bool:
+    gen = node.args[0]
+    return isinstance(gen, ast.GeneratorExp) and isinstance(gen.elt, ast.Constant) and gen.elt.value == 1 \
+        and type(gen.elt.value) is int and node.func.id == "_sum"  # type: ignore[attr-defined]
+
+
+def _fusable(node: ast.Call) -> bool:
+    return node.func.id in ("_sum", "_agg_max", "_agg_min")  # type: ignore[attr-defined]
+
+
+def _loop_signature(node: ast.Call) -> tuple[str, ...]:
+    """What an aggregate iterates and filters on: aggregates sharing it can share one loop."""
+    gen = node.args[0]
+    assert isinstance(gen, ast.GeneratorExp)
+    comp = gen.generators[0]
+    return (ast.dump(comp.iter), *(ast.dump(c) for c in comp.ifs))
 
 
 class _ItemFields(ast.NodeTransformer):
@@ -223,6 +284,22 @@ class _Rewriter(ast.NodeTransformer):
             # a plain int renders as itself (what the formatter returns for it); anything else goes through it
             return self._typed_or_call(node, "_int")
         return node
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.expr:
+        self.generic_visit(node)
+        spec = node.format_spec
+        if self.in_generator or not (isinstance(spec, ast.JoinedStr) and len(spec.values) == 1
+                                     and isinstance(spec.values[0], ast.Constant) and spec.values[0].value == ",.2f"):
+            return node
+        # money: below 1,000 there is nothing to group, and ".2f" gives the same text without the slower
+        # grouping path; the value is tested on the float itself so a rounding up to 1,000.00 never skips it
+        t = self.gen.temp("_t")
+        value = ast.NamedExpr(ast.Name(t, ast.Store()), node.value)
+        small = ast.BoolOp(ast.And(), [
+            ast.Compare(ast.Attribute(_name(t), "__class__", ast.Load()), [ast.Is()], [_name("_float")]),
+            ast.Compare(ast.Constant(-999.99), [ast.LtE(), ast.LtE()], [_name(t), ast.Constant(999.99)])])
+        choice = ast.IfExp(small, _name("_MONEY_SMALL"), _name("_MONEY"))
+        return ast.FormattedValue(value, node.conversion, ast.JoinedStr([ast.FormattedValue(choice, -1, None)]))
 
     def visit_Compare(self, node: ast.Compare) -> ast.expr:
         self.generic_visit(node)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import random
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from bench.bench_rules import feature_vector
 from core.rules import Catalogue, compile_rule, load_catalogue
 from core.rules import catalogue as catalogue_module
+from tests.unit.data.make_rules_golden import EXTRA_RULES, ODD_VALUES, outcome_text
 
 CATALOGUE_DIR = Path(__file__).resolve().parents[2] / "rules"
 
@@ -92,3 +100,65 @@ def test_remembered_answers_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
             {r for n in pair for r in catalogue.values() if n in r.reads and r.trigger != "nightly"},
             key=lambda r: r.id)
     assert len(catalogue._answers) <= 4
+
+
+def test_money_text_is_the_reference_text_around_the_grouping_boundary() -> None:
+    rule = compile_rule(
+        "id: money\nversion: 1\ntitle: t\nkind: insight\ntrigger: both\nwhen: known(balance_available)\n"
+        "score: 0.5\nmessage: \"£{balance_available}\"\n", "money.yaml")
+    reference = rule.evaluate.__globals__["_reference"]
+    rng = random.Random(3)
+    values: list[object] = [0.0, -0.0, 0.004, -0.004, 0.005, -0.005, 999.99, 999.994999, 999.995, 999.996,
+                            1000.0, -999.99, -999.995, -1000.0, 1e15, -1e300, math.nan, math.inf, -math.inf,
+                            5, 999, 1000, -1000, True, Decimal("999.995"), Decimal("12.345")]
+    for edge in (999.99, 999.995, 1000.0):
+        for sign in (1.0, -1.0):
+            x = sign * edge
+            for _ in range(5):
+                values += [x := math.nextafter(x, math.inf)]
+            x = sign * edge
+            for _ in range(5):
+                values += [x := math.nextafter(x, -math.inf)]
+    values += [rng.uniform(-2000, 2000) for _ in range(3000)] + [rng.uniform(-1, 1) for _ in range(500)]
+    for value in values:
+        features = {"balance_available": value}
+        assert rule.evaluate(features) == reference(features), value
+    assert rule.evaluate({"balance_available": 999.996}).message == "£1,000.00"
+    assert rule.evaluate({"balance_available": -0.001}).message == "£-0.00"
+
+
+_RULES = [compile_rule(p.read_text(encoding="utf-8"), str(p)) for p in sorted(CATALOGUE_DIR.glob("*.yaml"))] + \
+    [compile_rule(text, f"{rid}.yaml") for rid, text in EXTRA_RULES.items()]
+_BASE = feature_vector(random.Random(5), date(2026, 3, 15))
+_SCALARS = sorted(k for k, v in _BASE.items() if not isinstance(v, list))
+_COLLECTIONS = sorted(k for k, v in _BASE.items() if isinstance(v, list))
+_ODD = st.sampled_from(ODD_VALUES) | st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10**20, 10**20)
+
+
+@st.composite
+def _damaged_features(draw: st.DrawFn) -> dict[str, object]:
+    features: dict[str, object] = {k: ([dict(i) for i in v] if isinstance(v, list) else v) for k, v in _BASE.items()}
+    for name in draw(st.lists(st.sampled_from(_SCALARS), max_size=4)):
+        features[name] = draw(_ODD)
+    for name in draw(st.lists(st.sampled_from(_COLLECTIONS), max_size=3)):
+        items = features[name]
+        item = items[draw(st.integers(0, len(items) - 1))] if isinstance(items, list) and items else None
+        if isinstance(item, dict) and item and draw(st.booleans()):
+            field = draw(st.sampled_from(sorted(item)))
+            if draw(st.booleans()):
+                del item[field]
+            else:
+                item[field] = draw(_ODD)
+        else:
+            features[name] = draw(st.sampled_from([[], None, 7, [None], [{}]]))
+    for name in draw(st.lists(st.sampled_from(_SCALARS + _COLLECTIONS), max_size=2)):
+        features.pop(name, None)
+    return features
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_damaged_features())
+def test_fast_path_equals_the_reference_function_on_damaged_features(features: dict[str, object]) -> None:
+    for rule in _RULES:
+        reference = rule.evaluate.__globals__["_reference"]
+        assert outcome_text(rule.evaluate(features)) == outcome_text(reference(features)), rule.id
