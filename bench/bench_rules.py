@@ -1,6 +1,6 @@
 """Rule evaluation and compile speed: prints figures, never a timed test.
 
-    .venv/bin/python -m bench.bench_rules [--customers 2000] [--repeat 5]
+    .venv/bin/python -m bench.bench_rules [--customers 2000] [--repeat 9]
 
 Feature vectors are synthetic but shaped like production ones: every registry feature present (~60,
 with realistic None for customers without detected income) plus collections of recurring payments,
@@ -201,7 +201,7 @@ def vector_sweep(vectors: list[dict[str, object]], rules: list[CompiledRule], re
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9, help="runs per figure; the best (least disturbed) counts")
     args = parser.parse_args(argv)
 
     load = os.getloadavg()

@@ -32,6 +32,7 @@ class Catalogue(Mapping[str, CompiledRule]):
         # answers of rules_reading/for_trigger: a worker asks the same few questions (the features a card
         # payment changes, say) for every batch, and the catalogue never changes once built
         self._answers: dict[tuple[str, frozenset[str]], tuple[CompiledRule, ...]] = {}
+        self._last: tuple[str, frozenset[str], tuple[CompiledRule, ...]] | None = None
 
     def __getitem__(self, rule_id: str) -> CompiledRule:
         return self._rules[rule_id]
@@ -48,6 +49,9 @@ class Catalogue(Mapping[str, CompiledRule]):
         index = self._by_feature[kind]
         if len(changed) == 1:
             return list(index.get(next(iter(changed)), ()))
+        last = self._last
+        if last is not None and last[0] == kind and last[1] == changed:  # a worker's batches often repeat it
+            return list(last[2])
         key = (kind, changed if isinstance(changed, frozenset) else frozenset(changed))
         answer = self._answers.get(key)
         if answer is None:
@@ -56,6 +60,7 @@ class Catalogue(Mapping[str, CompiledRule]):
                 for rule in index.get(name, ()):
                     seen[rule.id] = rule
             answer = self._remember(key, tuple(seen[k] for k in sorted(seen)))
+        self._last = (kind, key[1], answer)
         return list(answer)
 
     def for_trigger(self, trigger: str) -> list[CompiledRule]:

@@ -86,6 +86,12 @@ def test_remembered_index_answers_are_fresh_lists_and_follow_the_catalogue() -> 
     nightly = catalogue.for_trigger("nightly")
     nightly.pop()
     assert len(catalogue.for_trigger("nightly")) == len(nightly) + 1
+    query = {"balance_available", "spend_30d"}
+    before = catalogue.rules_reading(query)
+    query |= {"recurring", "last_txn_amount"}  # the same set object asking a different question
+    assert catalogue.rules_reading(query) == Catalogue(catalogue.values()).rules_reading(set(query)) != before
+    assert catalogue.rules_reading(query, trigger="nightly") == \
+        Catalogue(catalogue.values()).rules_reading(set(query), trigger="nightly")
     smaller = catalogue.without(again[0].id)
     assert again[0] not in smaller.rules_reading(changed) and again[0] in catalogue.rules_reading(changed)
 
