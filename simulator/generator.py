@@ -147,25 +147,45 @@ def _seq_digits() -> tuple[str, ...]:
     return tuple(f"{i:06d}" for i in range(10_000))
 
 
+# The calendar helpers below are pure functions of a few dates that every customer of a run shares (their
+# bills fall on the same handful of days): cached, a call is a dictionary lookup instead of date arithmetic.
+@lru_cache(maxsize=1024)
 def _token(customer_id: str, what: str) -> str:
     return hashlib.sha256(f"{customer_id}|{what}".encode()).hexdigest()[:32]
 
 
+@lru_cache(maxsize=4096)
 def _add_months(d: date, months: int) -> date:
     y, m = divmod(d.month - 1 + months, 12)
     return date(d.year + y, m + 1, min(d.day, _month_length(d.year + y, m + 1)))
 
 
+@lru_cache(maxsize=4096)
 def _working_day_back(d: date) -> date:
     while d.weekday() >= 5:
-        d -= timedelta(days=1)
+        d -= _ONE_DAY
     return d
 
 
+@lru_cache(maxsize=4096)
 def _working_day_forward(d: date) -> date:
     while d.weekday() >= 5:
-        d += timedelta(days=1)
+        d += _ONE_DAY
     return d
+
+
+@lru_cache(maxsize=256)
+def _due_days(start: date, end: date, day: int) -> tuple[tuple[date, int], ...]:
+    """A monthly payment on ``day`` (the month's last day if shorter), moved to the next working day: for each
+    month from ``start``'s to ``end`` (exclusive), the month's first day and the due day's offset from
+    ``start`` in days."""
+    out = []
+    first = start.replace(day=1)
+    while first < end:
+        due = _working_day_forward(first.replace(day=min(day, _month_length(first.year, first.month))))
+        out.append((first, (due - start).days))
+        first = _add_months(first, 1)
+    return tuple(out)
 
 
 class _Life:
@@ -253,12 +273,9 @@ class _Life:
             self.add(self.at(d, 1, 6), amount, True, payee)
 
     def monthly(self, payee: _Payee, day: int, amount: int, months_of_year: tuple[int, ...] = ()) -> None:
-        d = self.start.replace(day=1)
-        while d < self.end:
-            if not months_of_year or d.month in months_of_year:
-                due = _working_day_forward(d.replace(day=min(day, _month_length(d.year, d.month))))
-                self.add(self.at(due, 3, 6), amount, False, payee)
-            d = _add_months(d, 1)
+        for first, due in _due_days(self.start, self.end, day):
+            if not months_of_year or first.month in months_of_year:
+                self.add(due * DAY + self.ri(3 * 3600, 6 * 3600 - 1), amount, False, payee)  # 03:00-06:00
 
     def fixed_bills(self) -> None:
         rng, p, ri = self.rng, self.profile, self.ri
@@ -274,11 +291,9 @@ class _Life:
             base = ri(6_000, 16_000)
             change = _add_months(self.start, ri(3, 9))
             day = ri(1, 28)
-            d = self.start.replace(day=1)
-            while d < self.end:  # energy DD re-assessed once a year
-                amount = base if d < change else base * rng.choice((85, 110, 120)) // 100 // 100 * 100
-                self.add(self.at(_working_day_forward(d.replace(day=day)), 3, 6), amount, False, energy)
-                d = _add_months(d, 1)
+            for first, due in _due_days(self.start, self.end, day):  # energy DD re-assessed once a year
+                amount = base if first < change else base * rng.choice((85, 110, 120)) // 100 // 100 * 100
+                self.add(due * DAY + ri(3 * 3600, 6 * 3600 - 1), amount, False, energy)
             self.monthly(self.biller(rng.choice(cat.WATER), "bills"), ri(1, 28), ri(2_500, 5_500))
             self.monthly(self.biller(rng.choice(cat.BROADBAND), "bills"), ri(1, 28),
                          ri(2_500, 4_500))
