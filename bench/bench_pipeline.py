@@ -12,6 +12,8 @@ are produced to ``transactions``; then
   * stock Faust: ``bench.faust_passthrough``, the worker's own Faust app settings with one agent sending each
     message unchanged to a topic of its own (no decoding, no table, no rules): the framework's ceiling;
     timed from its first output message to its committed offsets reaching the end offsets;
+  * stock Faust consume only: the same app taking the messages in batches and doing nothing with them;
+    timed from its first commit to its commits reaching the end offsets (an upper bound: commits are 1 s apart);
   * ours: one ``nudge worker`` (own app id, committed at the same start offsets, own RocksDB dir); timed from
     the first transaction it took in (its /metrics counter, sampled every 0.5 s) to its committed offsets
     reaching the end offsets. Each starts after the previous one finished, so they never share the CPU.
@@ -59,7 +61,7 @@ from bench.common import (
 from simulator.outputs import KafkaSink
 from streams.producer import make_producer
 from streams.settings import Settings, load_settings
-from tests.integration.workers import WorkerGroup, commit_current_ends, end_offsets
+from tests.integration.workers import WorkerGroup, commit_current_ends, end_offsets, stop_process
 
 
 def raw_passthrough(settings: Settings, start: dict[tuple[str, int], int], ends: dict[tuple[str, int], int],
@@ -123,6 +125,16 @@ def raw_passthrough(settings: Settings, start: dict[tuple[str, int], int], ends:
     return elapsed, count
 
 
+def spawn_faust(app_id: str, out_topic: str, tmp: Path, name: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``bench.faust_passthrough`` (``out_topic`` or ``-`` to consume only) as its own process."""
+    env = {**os.environ, "NUDGE_APP_ID": app_id, "NUDGE_WORKER_DATA_DIR": str(tmp / name)}
+    log_path = tmp / f"{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.faust_passthrough", out_topic], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    return proc, log_path
+
+
 def faust_passthrough(settings: Settings, app_id: str, ends: dict[tuple[str, int], int], out_topic: str,
                       tmp: Path) -> tuple[float, int]:
     """The Faust ceiling: ``bench.faust_passthrough`` (the worker's Faust settings, one agent sending every
@@ -132,28 +144,47 @@ def faust_passthrough(settings: Settings, app_id: str, ends: dict[tuple[str, int
     partitions = len({p for t, p in ends if t == "transactions"})
     for future in admin.create_topics([NewTopic(out_topic, partitions, 1)]).values():
         future.result()
-    env = {**os.environ, "NUDGE_APP_ID": app_id, "NUDGE_WORKER_DATA_DIR": str(tmp / "faust")}
-    log = open(tmp / "faust-passthrough.log", "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "bench.faust_passthrough", out_topic], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc, log_path = spawn_faust(app_id, out_topic, tmp, "faust-passthrough")
     try:
         deadline = time.monotonic() + 300
         while sum(end_offsets(settings, [out_topic]).values()) == 0:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"faust passthrough produced nothing; see {tmp / 'faust-passthrough.log'}")
+                raise RuntimeError(f"faust passthrough produced nothing; see {log_path}")
             time.sleep(0.1)
         t_first = time.perf_counter()
         t_done = wait_committed(settings, app_id, ends)
         count = sum(end_offsets(settings, [out_topic]).values())
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_process(proc)
     return t_done - t_first, count
+
+
+def faust_consume_only(settings: Settings, app_id: str, start: dict[tuple[str, int], int],
+                       ends: dict[tuple[str, int], int], tmp: Path) -> tuple[float, int]:
+    """The worker's Faust settings, one agent taking the messages in batches and doing nothing else; timed
+    from its first commit past ``start`` to its commits reaching ``ends`` (commits come every second, so
+    the time is short by up to a second and the rate is an upper bound). Returns (seconds, messages)."""
+    proc, log_path = spawn_faust(app_id, "-", tmp, "faust-consume")
+    tps = [TopicPartition(t, p) for t, p in ends]
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": app_id,
+                         "enable.auto.commit": False})
+    try:
+        deadline = time.monotonic() + 600
+        t_first = None
+        while True:
+            committed = {(str(c.topic), int(c.partition or 0)): c.offset for c in consumer.committed(tps, timeout=10)}
+            if t_first is None and any(committed[tp] > start[tp] for tp in ends):
+                t_first = time.perf_counter()
+            if all(committed[tp] >= ends[tp] for tp in ends):
+                t_done = time.perf_counter()
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"faust consumer did not finish; see {log_path}")
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+        stop_process(proc)
+    return t_done - (t_first or t_done), sum(ends[tp] - start[tp] for tp in ends)
 
 
 def sample_counter(port: int, stop: threading.Event, samples: list[tuple[float, float]]) -> None:
@@ -185,6 +216,8 @@ def main() -> None:
     out_topic = f"bench-passthrough-{run}"
     faust_app_id, faust_out = f"bench-{run}-faust", f"bench-faust-passthrough-{run}"
     commit_current_ends(settings, faust_app_id, ["transactions"])  # starts at the same offsets as the rest
+    consume_app_id = f"bench-{run}-faust-consume"
+    commit_current_ends(settings, consume_app_id, ["transactions"])
     try:
         t = time.perf_counter()
         prefix, customers = simulated(args.customers, args.months)
@@ -210,6 +243,9 @@ def main() -> None:
         faust_s, faust_n = faust_passthrough(settings, faust_app_id, ends, faust_out, tmp)
         faust_rate = faust_n / faust_s
         load_faust_after = load_average()
+        consume_s, consume_n = faust_consume_only(settings, consume_app_id, start, ends, tmp)
+        consume_rate = consume_n / max(consume_s, 1e-9)
+        load_consume_after = load_average()
 
         port = free_port()
         samples: list[tuple[float, float]] = []
@@ -239,6 +275,8 @@ def main() -> None:
                  f"{load_raw_before} -> {load_raw_after}"],
                 ["stock Faust passthrough (worker's Faust settings, no work)", str(faust_n), f"{faust_s:.2f}",
                  fmt(faust_rate), f"{faust_rate / raw_rate:.2f}", f"{load_raw_after} -> {load_faust_after}"],
+                ["stock Faust consume only (batches taken, nothing else)", str(consume_n), f"{consume_s:.2f}",
+                 fmt(consume_rate), f"{consume_rate / raw_rate:.2f}", f"{load_faust_after} -> {load_consume_after}"],
                 ["nudge worker: first tx in -> committed == ends", str(n), f"{t_done - t_first:.2f}",
                  fmt(worker_rate), f"{worker_rate / raw_rate:.2f}", f"{load_worker_before} -> {load_worker_after}"],
                 ["nudge worker: first tx in -> last tx taken in", str(n), f"{t_all_in - t_first:.2f}",
@@ -252,7 +290,8 @@ def main() -> None:
               f"{max((v for ts, v in samples if ts <= t_ready), default=0):.0f})")
         print(f"targets: >= 10,000 tx/s per worker -> {fmt(worker_rate)} ({worker_rate / 10_000:.0%} of target); "
               f">= 50% of raw -> {worker_rate / raw_rate:.0%}; the Faust passthrough alone reaches "
-              f"{faust_rate / raw_rate:.0%} of raw, the worker {worker_rate / faust_rate:.0%} of it")
+              f"{faust_rate / raw_rate:.0%} of raw and consuming alone {consume_rate / raw_rate:.0%}; the worker "
+              f"reaches {worker_rate / faust_rate:.0%} of the Faust passthrough")
 
         # (b) latency at a steady rate, the worker caught up: one run per --rate, the target first
         for rate in args.rate:

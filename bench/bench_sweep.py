@@ -185,9 +185,10 @@ class Trickle:
     def window(self, since: float, until: float) -> tuple[list[float], list[float], int]:
         """Latencies (ms) of the transactions produced in [since, until) that led to a score (as received,
         and as stamped by the worker's producer), and how many transactions were produced then."""
-        sent = sum(1 for t in self.pacer.sent_at.values() if since <= t < until)
-        received = self.collector.latencies(self.pacer.sent_at, since, until)["scores"]
-        created = self.collector.latencies(self.pacer.sent_at, since, until, stage="created")["scores"]
+        sent_at = dict(self.pacer.sent_at)  # a snapshot: the trickle thread keeps adding to it
+        sent = sum(1 for t in sent_at.values() if since <= t < until)
+        received = self.collector.latencies(sent_at, since, until)["scores"]
+        created = self.collector.latencies(sent_at, since, until, stage="created")["scores"]
         return received, created, sent
 
 

@@ -1,7 +1,8 @@
-"""The Faust ceiling for bench_pipeline: the worker's own Faust app settings, one agent that sends every
-``transactions`` message unchanged to another topic, no decoding, no table, no rules.
+"""The Faust ceilings for bench_pipeline: the worker's own Faust app settings, one agent that sends every
+``transactions`` message unchanged to another topic (or, with ``-`` for the topic, only consumes them), no
+decoding, no table, no rules.
 
-Run as a process by bench_pipeline (``python -m bench.faust_passthrough OUT_TOPIC``, with NUDGE_APP_ID
+Run as a process by bench_pipeline (``python -m bench.faust_passthrough OUT_TOPIC|-``, with NUDGE_APP_ID
 and NUDGE_WORKER_DATA_DIR set); it shows how much of the raw confluent-kafka rate the chosen stream
 framework itself leaves, so the worker's rate can be judged against both.
 """
@@ -23,8 +24,9 @@ OUT_TOPIC_ENV = "NUDGE_BENCH_PASSTHROUGH_TOPIC"
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     settings = pipeline.settings
+    out_name = os.environ[OUT_TOPIC_ENV]
     out = app.topic(
-        os.environ[OUT_TOPIC_ENV],
+        out_name if out_name != "-" else "unused",
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -38,6 +40,8 @@ def register(pipeline: Pipeline) -> None:
         async for events in stream.take_events(  # type: ignore[attr-defined]  # Stream has it
             max_=settings.batch_max, within=settings.batch_within_ms / 1000
         ):
+            if out_name == "-":
+                continue  # consume only: the events are acked when the next batch is taken
             for event in events:
                 out.send_soon(key=event.key, value=event.value)
 

@@ -26,7 +26,9 @@ from streams.producer import make_producer
 from streams.settings import Settings
 from streams.sweeps import read_progress, sweep_request
 
-__all__ = ["WorkerGroup", "commit_current_ends", "end_offsets", "keys_per_partition", "wait_caught_up"]
+__all__ = [
+    "WorkerGroup", "commit_current_ends", "end_offsets", "keys_per_partition", "stop_process", "wait_caught_up",
+]
 
 INPUT_TOPICS = ["transactions", "balances", "customers", "sweep", "alerts", "alerts.retry"]
 
@@ -87,15 +89,7 @@ class WorkerGroup:
 
     def stop_all(self) -> None:
         for name in list(self.procs):
-            proc = self.procs[name]
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            del self.procs[name]
+            stop_process(self.procs.pop(name))
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Probe every partition of ``sweep`` (co-partitioned with ``transactions``) until each answers."""
@@ -121,3 +115,14 @@ class WorkerGroup:
                     return
                 time.sleep(0.5)
         raise TimeoutError("workers did not become ready:\n" + "\n".join(self.log(n) for n in self.procs))
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if it is still running after ``timeout_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
