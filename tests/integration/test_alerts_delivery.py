@@ -55,9 +55,8 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         h = request.headers
-        if not verify_signature(
-            SECRET, h.get("X-Nudge-Timestamp", ""), body, h.get("X-Nudge-Signature", ""), now=time.time()
-        ):
+        if not verify_signature(SECRET, h.get("X-Nudge-Timestamp", ""), body, h.get("X-Nudge-Signature", ""),
+                                now=time.time()):
             with self.lock:
                 self.bad_signatures += 1
             return web.Response(status=401, text="bad signature")
@@ -93,9 +92,7 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         holder["port"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         started.set()
 
-    thread = threading.Thread(
-        target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True
-    )
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
     thread.start()
     assert started.wait(10)
     yield rec, f"http://127.0.0.1:{holder['port']}/hook"
@@ -105,21 +102,11 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 
 def alert_value(alert_id: str, customer: str) -> bytes:
-    return default_codec().encode(
-        "Alert",
-        {
-            "alert_id": alert_id,
-            "customer_id": customer,
-            "rule_id": "subscription_price_rise",
-            "rule_version": 1,
-            "item_key": "netflix",
-            "title": "Netflix costs more",
-            "message": "Netflix now costs £12.99.",
-            "score": 0.9,
-            "created_at": datetime.now(UTC),
-            "transaction_id": None,
-        },
-    )
+    return default_codec().encode("Alert", {
+        "alert_id": alert_id, "customer_id": customer, "rule_id": "subscription_price_rise", "rule_version": 1,
+        "item_key": "netflix", "title": "Netflix costs more", "message": "Netflix now costs £12.99.",
+        "score": 0.9, "created_at": datetime.now(UTC), "transaction_id": None,
+    })
 
 
 def produce(settings: Settings, alert_id: str, customer: str) -> None:
@@ -137,35 +124,27 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def worker(
-    stack: Settings, receiver: tuple[Receiver, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
+def worker(stack: Settings, receiver: tuple[Receiver, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A delivery worker, ready once it has delivered a probe alert."""
     rec, url = receiver
     data_dir = tmp_path_factory.mktemp("alerts-worker")
     env = dict(os.environ)
-    env.update(
-        {
-            "NUDGE_APP_ID": f"test-alerts-{uuid.uuid4().hex[:8]}",
-            "NUDGE_WORKER_DATA_DIR": str(data_dir),
-            "NUDGE_WEBHOOK_URL": url,
-            "NUDGE_WEBHOOK_SECRET": SECRET,
-            "NUDGE_WEBHOOK_RETRY_DELAYS": DELAYS,
-            "NUDGE_WEBHOOK_TIMEOUT_S": "5",
-        }
-    )
+    env.update({
+        "NUDGE_APP_ID": f"test-alerts-{uuid.uuid4().hex[:8]}",
+        "NUDGE_WORKER_DATA_DIR": str(data_dir),
+        "NUDGE_WEBHOOK_URL": url,
+        "NUDGE_WEBHOOK_SECRET": SECRET,
+        "NUDGE_WEBHOOK_RETRY_DELAYS": DELAYS,
+        "NUDGE_WEBHOOK_TIMEOUT_S": "5",
+    })
     log_path = Path(data_dir) / "worker.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen([sys.executable, "-c", WORKER, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         probe = f"probe-{uuid.uuid4().hex}"
         produce(stack, probe, "probe-customer")
         try:
-            wait_until(
-                lambda: rec.attempts(probe) or proc.poll() is not None, 90, "the worker to deliver a probe"
-            )
+            wait_until(lambda: rec.attempts(probe) or proc.poll() is not None, 90, "the worker to deliver a probe")
         finally:
             if proc.poll() is not None:
                 print(log_path.read_text(errors="replace")[-5000:])
@@ -189,13 +168,8 @@ def dlq_end(settings: Settings) -> int:
 
 
 def dead_letters_of(settings: Settings, alert_id: str, start: int, timeout: float) -> list[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"t-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"t-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
     consumer.assign([TopicPartition("alerts.dlq", 0, start)])
     found: list[Any] = []
     deadline = time.monotonic() + timeout

@@ -27,14 +27,12 @@ RESTRICTED, ALLOWED_CUSTOMER = "nsk_feed_app_backend", "cust-allowed-1"
 @pytest.fixture
 async def client(stack: Settings) -> AsyncIterator[TestClient[Any, Any]]:
     app = web.Application()
-    app[API_KEYS] = ApiKeyStore.from_entries(
-        [
-            ("reader", hash_api_key(READER), ["insights:read"]),
-            ("admin", hash_api_key(ADMIN), ["admin"]),
-            ("other", hash_api_key(OTHER), ["rules:write"]),
-            ("app-backend", hash_api_key(RESTRICTED), ["insights:read"], [ALLOWED_CUSTOMER]),
-        ]
-    )
+    app[API_KEYS] = ApiKeyStore.from_entries([
+        ("reader", hash_api_key(READER), ["insights:read"]),
+        ("admin", hash_api_key(ADMIN), ["admin"]),
+        ("other", hash_api_key(OTHER), ["rules:write"]),
+        ("app-backend", hash_api_key(RESTRICTED), ["insights:read"], [ALLOWED_CUSTOMER]),
+    ])
     app.add_routes(page_routes(stack))
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
@@ -43,25 +41,11 @@ async def client(stack: Settings) -> AsyncIterator[TestClient[Any, Any]]:
 def produce(settings: Settings, *alerts: tuple[str, str]) -> None:
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})
     for alert_id, customer in alerts:
-        producer.produce(
-            "alerts",
-            key=customer.encode(),
-            value=default_codec().encode(
-                "Alert",
-                {
-                    "alert_id": alert_id,
-                    "customer_id": customer,
-                    "rule_id": "free_trial_ending",
-                    "rule_version": 2,
-                    "item_key": None,
-                    "title": "Trial ends",
-                    "message": "Your trial ends tomorrow.",
-                    "score": 0.5,
-                    "created_at": datetime.now(UTC),
-                    "transaction_id": None,
-                },
-            ),
-        )
+        producer.produce("alerts", key=customer.encode(), value=default_codec().encode("Alert", {
+            "alert_id": alert_id, "customer_id": customer, "rule_id": "free_trial_ending", "rule_version": 2,
+            "item_key": None, "title": "Trial ends", "message": "Your trial ends tomorrow.", "score": 0.5,
+            "created_at": datetime.now(UTC), "transaction_id": None,
+        }))
     assert producer.flush(30) == 0
 
 
@@ -110,9 +94,7 @@ async def test_refusals_are_json_errors(client: TestClient[Any, Any]) -> None:
     assert (await response.json())["error"]["code"] == "forbidden_customer"
 
 
-async def test_a_key_restricted_to_customers_sees_only_theirs(
-    stack: Settings, client: TestClient[Any, Any]
-) -> None:
+async def test_a_key_restricted_to_customers_sees_only_theirs(stack: Settings, client: TestClient[Any, Any]) -> None:
     run = uuid.uuid4().hex[:8]
     theirs, other = f"mine-{run}", f"other-{run}"
     response = await client.get("/v1/alerts/stream", headers={"X-API-Key": RESTRICTED})
@@ -163,3 +145,4 @@ async def test_live_alerts_filter_and_resume(stack: Settings, client: TestClient
     assert parse_positions(again[-1]["id"]) != parse_positions(last_id)
     resumed.close()
     only_x.close()
+

@@ -27,11 +27,9 @@ ADMIN = {"Authorization": "Bearer it-admin-key-0123456789"}
 
 
 def rule_yaml(rule_id: str, threshold: int) -> str:
-    return (
-        f"id: {rule_id}\nversion: 1\ntitle: Balance under £{threshold}\nkind: insight\ntrigger: nightly\n"
-        f"when: balance_current < £{threshold}\nscore: clamp(1 - balance_current / £{threshold}, 0, 1)\n"
-        'message: "Balance £{balance_current}"\n'
-    )
+    return (f"id: {rule_id}\nversion: 1\ntitle: Balance under £{threshold}\nkind: insight\ntrigger: nightly\n"
+            f"when: balance_current < £{threshold}\nscore: clamp(1 - balance_current / £{threshold}, 0, 1)\n"
+            'message: "Balance £{balance_current}"\n')
 
 
 async def no_score(customer_id: str, rule_id: str) -> dict[str, Any]:
@@ -40,9 +38,8 @@ async def no_score(customer_id: str, rule_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(stack: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    keys = ApiKeyStore.parse(
-        json.dumps({hash_api_key("it-admin-key-0123456789"): {"name": "integration", "scopes": ["admin"]}})
-    )
+    keys = ApiKeyStore.parse(json.dumps({hash_api_key("it-admin-key-0123456789"): {
+        "name": "integration", "scopes": ["admin"]}}))
     app = create_api(StackBackend(stack, score=no_score), keys)
     async with TestClient(TestServer(app)) as c:
         yield c
@@ -53,9 +50,7 @@ async def test_rules_publish_list_history_delete(client: TestClient[Any, Any]) -
     resp = await client.post("/v1/rules", json={"source": rule_yaml(rule_id, 100)}, headers=ADMIN)
     assert resp.status == 201, await resp.text()
     assert (await resp.json())["version"] == 1
-    resp = await client.post(
-        "/v1/rules", data=rule_yaml(rule_id, 50), headers={**ADMIN, "Content-Type": "text/plain"}
-    )
+    resp = await client.post("/v1/rules", data=rule_yaml(rule_id, 50), headers={**ADMIN, "Content-Type": "text/plain"})
     published = await resp.json()
     assert resp.status == 201 and published["version"] == 2 and published["previous_version"] == 1
 
@@ -99,32 +94,13 @@ async def test_insights_from_dynamodb_ranked_and_paged(stack: Settings, client: 
     customer = f"it-cust-{uuid.uuid4().hex[:10]}"
     scores = [0.31, 0.92, 0.55, 0.08, 0.77, 0.64, 0.45]
     # the shape core.scoring.score_value writes to `scores` (no `eligible`: only eligible scores are stored)
-    items = [
-        {
-            "customer_id": customer,
-            "rule_id": f"rule_{i}",
-            "rule_version": 1,
-            "score": Decimal(str(s)),
-            "message": f"insight {i}",
-            "reasons": ["holds"],
-            "evaluated_at": f"2025-11-25T00:00:0{i}+00:00",
-            "transaction_id": f"t-{i}",
-        }
-        for i, s in enumerate(scores)
-    ]
-    items.append(
-        {
-            "customer_id": customer,
-            "rule_id": "rule_off",
-            "rule_version": 1,
-            "eligible": False,
-            "score": None,
-            "message": None,
-            "reasons": ["missing feature x"],
-            "items": [],
-            "evaluated_at": 1764028800000,
-        }
-    )
+    items = [{"customer_id": customer, "rule_id": f"rule_{i}", "rule_version": 1,
+              "score": Decimal(str(s)), "message": f"insight {i}", "reasons": ["holds"],
+              "evaluated_at": f"2025-11-25T00:00:0{i}+00:00", "transaction_id": f"t-{i}"}
+             for i, s in enumerate(scores)]
+    items.append({"customer_id": customer, "rule_id": "rule_off", "rule_version": 1, "eligible": False,
+                  "score": None, "message": None, "reasons": ["missing feature x"], "items": [],
+                  "evaluated_at": 1764028800000})
     await _put_items(stack, items)
 
     seen: list[dict[str, Any]] = []
@@ -141,11 +117,8 @@ async def test_insights_from_dynamodb_ranked_and_paged(stack: Settings, client: 
     assert [i["score"] for i in seen] == sorted(scores, reverse=True)
     assert seen[0]["rule_id"] == "rule_1" and seen[0]["evaluated_at"] == "2025-11-25T00:00:01+00:00"
     assert all(i["eligible"] is True for i in seen)
-    everything = await (
-        await client.get(
-            f"/v1/customers/{customer}/insights?include_ineligible=true&limit=100", headers=ADMIN
-        )
-    ).json()
+    everything = await (await client.get(f"/v1/customers/{customer}/insights?include_ineligible=true&limit=100",
+                                         headers=ADMIN)).json()
     assert len(everything["insights"]) == 8 and everything["insights"][-1]["rule_id"] == "rule_off"
 
     # erasure answers with what is stored, and publishes CustomerErased on the customers topic
@@ -162,15 +135,12 @@ async def test_insights_from_dynamodb_ranked_and_paged(stack: Settings, client: 
             except DecodeError:
                 continue
     assert [(e["kind"], e["event_id"], e["source"]) for e in events] == [
-        ("CustomerErased", erased["event_id"], "integration")
-    ]
+        ("CustomerErased", erased["event_id"], "integration")]
 
 
 async def test_sweeps_start_list_progress_and_readiness(client: TestClient[Any, Any]) -> None:
     rule_id = f"it_api_{uuid.uuid4().hex[:10]}"
-    assert (
-        await client.post("/v1/rules", json={"source": rule_yaml(rule_id, 100)}, headers=ADMIN)
-    ).status == 201
+    assert (await client.post("/v1/rules", json={"source": rule_yaml(rule_id, 100)}, headers=ADMIN)).status == 201
     resp = await client.post("/v1/sweeps", json={"rules": ["it_not_a_rule"]}, headers=ADMIN)
     assert resp.status == 422 and (await resp.json())["error"]["field"] == "rules[0]"
     resp = await client.post("/v1/sweeps", json={"rules": [rule_id], "dry_run": True}, headers=ADMIN)
@@ -193,9 +163,8 @@ async def test_sweeps_start_list_progress_and_readiness(client: TestClient[Any, 
 
 async def test_stores_down_is_503_not_500() -> None:
     dead = Settings(kafka_port=1, dynamodb_port=1)
-    keys = ApiKeyStore.parse(
-        json.dumps({hash_api_key("it-admin-key-0123456789"): {"name": "integration", "scopes": ["admin"]}})
-    )
+    keys = ApiKeyStore.parse(json.dumps({hash_api_key("it-admin-key-0123456789"): {
+        "name": "integration", "scopes": ["admin"]}}))
     app = create_api(StackBackend(dead, score=no_score), keys)
     async with TestClient(TestServer(app)) as c:
         resp = await c.get("/v1/customers/c1/insights", headers=ADMIN)
@@ -206,7 +175,7 @@ async def test_stores_down_is_503_not_500() -> None:
 
 
 async def test_backtest_on_simulated_customers(client: TestClient[Any, Any]) -> None:
-    source = await (await client.get("/v1/rules", headers=ADMIN)).json()  # the live rules feed the overlap
+    source = (await (await client.get("/v1/rules", headers=ADMIN)).json())  # the live rules feed the overlap
     assert isinstance(source["rules"], list)
     body = {"source": rule_yaml("it_api_backtest", 10_000), "customers": 4, "days": 60, "seed": 3}
     resp = await client.post("/v1/rules:backtest", json=body, headers=ADMIN)

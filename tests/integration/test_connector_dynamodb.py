@@ -31,19 +31,17 @@ WAIT_S = 60.0
 
 def _score_value(customer: str, rule: str, version: int, score: str) -> bytes:
     """A score as the workers write it; `score` is spliced in as raw JSON text to test exact numbers."""
-    body = json.dumps(
-        {
-            "customer_id": customer,
-            "rule_id": rule,
-            "rule_version": version,
-            "score": "SCORE",
-            "reasons": [f"reason v{version}"],
-            "evaluated_at": f"2026-11-25T01:00:0{version}Z",
-            "sweep_id": f"sweep-{version}",
-            "items": [{"merchant": "Café Nero", "amount": 3.5, "recurring": True, "note": None}],
-            "message": f"version {version}",
-        }
-    )
+    body = json.dumps({
+        "customer_id": customer,
+        "rule_id": rule,
+        "rule_version": version,
+        "score": "SCORE",
+        "reasons": [f"reason v{version}"],
+        "evaluated_at": f"2026-11-25T01:00:0{version}Z",
+        "sweep_id": f"sweep-{version}",
+        "items": [{"merchant": "Café Nero", "amount": 3.5, "recurring": True, "note": None}],
+        "message": f"version {version}",
+    })
     return body.replace('"SCORE"', score).encode()
 
 
@@ -60,10 +58,8 @@ async def _items_of(settings: Settings, customers: list[str]) -> dict[tuple[str,
     async with aioboto3.Session().client("dynamodb", **dynamodb_client_kwargs(settings)) as ddb:
         for customer in customers:
             pages = ddb.get_paginator("query").paginate(
-                TableName=INSIGHTS_TABLE,
-                ConsistentRead=True,
-                KeyConditionExpression="customer_id = :c",
-                ExpressionAttributeValues={":c": {"S": customer}},
+                TableName=INSIGHTS_TABLE, ConsistentRead=True,
+                KeyConditionExpression="customer_id = :c", ExpressionAttributeValues={":c": {"S": customer}},
             )
             async for page in pages:
                 for item in page["Items"]:
@@ -130,27 +126,15 @@ async def test_one_item_per_pair_with_the_last_value_and_tombstones_delete(stack
     assert item["reasons"] == {"L": [{"S": "reason v3"}]}
     assert item["sweep_id"] == {"S": "sweep-3"}
     assert item["message"] == {"S": "version 3"}
-    assert item["items"] == {
-        "L": [
-            {
-                "M": {
-                    "merchant": {"S": "Café Nero"},
-                    "amount": {"N": "3.5"},
-                    "recurring": {"BOOL": True},
-                    "note": {"NULL": True},
-                }
-            }
-        ]
-    }
+    assert item["items"] == {"L": [{"M": {
+        "merchant": {"S": "Café Nero"}, "amount": {"N": "3.5"}, "recurring": {"BOOL": True}, "note": {"NULL": True},
+    }}]}
 
     # Delete an item written by an earlier batch, and bring back the one deleted above.
-    _produce(
-        stack,
-        [
-            (f"{customers[2]}#{rules[1]}", None),
-            (f"{customers[0]}#{rules[0]}", _score_value(customers[0], rules[0], 4, "0.5")),
-        ],
-    )
+    _produce(stack, [
+        (f"{customers[2]}#{rules[1]}", None),
+        (f"{customers[0]}#{rules[0]}", _score_value(customers[0], rules[0], 4, "0.5")),
+    ])
     del expected[(customers[2], rules[1])]
     expected[(customers[0], rules[0])] = "0.5"
     state = await _wait_for(lambda: _items_of(stack, customers), lambda s: _scores(s) == expected)
@@ -162,15 +146,11 @@ def _dead_letters(
     settings: Settings, marker: str, want: int, topic: str = DLQ, wait_s: float = WAIT_S
 ) -> list[Any]:
     """Records of a dead-letter topic whose key contains marker (read from the beginning)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"it-sink-dlq-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "allow.auto.create.topics": False,
-        }
-    )
+    consumer = Consumer({
+        "bootstrap.servers": settings.bootstrap_servers, "group.id": f"it-sink-dlq-{uuid.uuid4().hex}",
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "allow.auto.create.topics": False,
+    })
     consumer.subscribe([topic])
     found: list[Any] = []
     deadline = time.monotonic() + wait_s
@@ -202,15 +182,12 @@ async def test_records_the_sink_cannot_write_go_to_the_dead_letter_topic_and_it_
         ),
         f"it-sink-{run}-tombstone-without-separator": (None, "is not <customer_id>#<rule_id>"),
     }
-    _produce(
-        stack,
-        [
-            (f"{good}#r", _score_value(good, "r", 1, "1")),
-            *[(key, value) for key, (value, _) in bad.items()],
-            (f"{good}#r", _score_value(good, "r", 2, "2")),
-            (f"{good}#r2", _score_value(good, "r2", 1, "7")),
-        ],
-    )
+    _produce(stack, [
+        (f"{good}#r", _score_value(good, "r", 1, "1")),
+        *[(key, value) for key, (value, _) in bad.items()],
+        (f"{good}#r", _score_value(good, "r", 2, "2")),
+        (f"{good}#r2", _score_value(good, "r2", 1, "7")),
+    ])
 
     state = await _wait_for(
         lambda: _items_of(stack, [good]), lambda s: _scores(s) == {(good, "r"): "2", (good, "r2"): "7"}
@@ -229,13 +206,9 @@ async def test_records_the_sink_cannot_write_go_to_the_dead_letter_topic_and_it_
         assert headers["__connect.errors.stage"] == "TASK_PUT"
         assert int(headers["__connect.errors.offset"]) >= 0
         assert headers["__connect.errors.exception.class.name"].endswith("InvalidScoreRecordException")
-        assert reason in headers["__connect.errors.exception.message"], headers[
-            "__connect.errors.exception.message"
-        ]
+        assert reason in headers["__connect.errors.exception.message"], headers["__connect.errors.exception.message"]
     # Nothing of the bad records reached the table.
-    assert (
-        await _items_of(stack, [f"it-sink-{run}-{s}" for s in ("json", "mismatch", "nokey", "digits")]) == {}
-    )
+    assert await _items_of(stack, [f"it-sink-{run}-{s}" for s in ("json", "mismatch", "nokey", "digits")]) == {}
     _assert_running(stack)
 
 
@@ -261,19 +234,11 @@ async def test_the_sink_retries_with_back_off_until_the_table_exists(stack: Sett
     admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result()
     try:
-        sink.register(
-            stack,
-            name=name,
-            overrides={
-                "topics": topic,
-                "dynamodb.table": table,
-                "tasks.max": "1",
-                "errors.deadletterqueue.topic.name": f"{topic}.dlq",
-                "max.retries": "2",
-                "retry.backoff.ms": "50",
-                "retry.backoff.max.ms": "400",
-            },
-        )
+        sink.register(stack, name=name, overrides={
+            "topics": topic, "dynamodb.table": table, "tasks.max": "1",
+            "errors.deadletterqueue.topic.name": f"{topic}.dlq",
+            "max.retries": "2", "retry.backoff.ms": "50", "retry.backoff.max.ms": "400",
+        })
         producer = Producer({"bootstrap.servers": stack.bootstrap_servers, "acks": "all"})
         customers = [f"it-retry-{run}-c{i}" for i in range(30)]
         for customer in customers:
@@ -286,14 +251,10 @@ async def test_the_sink_retries_with_back_off_until_the_table_exists(stack: Sett
         async with aioboto3.Session().client("dynamodb", **dynamodb_client_kwargs(stack)) as ddb:
             await ddb.create_table(
                 TableName=table,
-                KeySchema=[
-                    {"AttributeName": "customer_id", "KeyType": "HASH"},
-                    {"AttributeName": "rule_id", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "customer_id", "AttributeType": "S"},
-                    {"AttributeName": "rule_id", "AttributeType": "S"},
-                ],
+                KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"},
+                           {"AttributeName": "rule_id", "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"},
+                                      {"AttributeName": "rule_id", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
             )
             try:

@@ -38,9 +38,8 @@ def topic(stack: Settings) -> Iterator[str]:
         admin.delete_topics([name])[name].result(30)
 
 
-def test_publish_then_diff_then_withdraw(
-    stack: Settings, topic: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_publish_then_diff_then_withdraw(stack: Settings, topic: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "it_rule.yaml"
     path.write_text(RULE.format(version=1, limit=200))
     assert main(["rules", "diff", str(tmp_path), "--topic", topic]) == 1  # not published yet
@@ -59,9 +58,7 @@ def test_publish_then_diff_then_withdraw(
     assert main(["rules", "publish", str(tmp_path), "--topic", topic]) == 0
     assert read_published(stack, topic_name=topic)["it_rule"].version == 2
 
-    assert (
-        main(["rules", "publish", str(tmp_path), "--topic", topic, "--delete", "it_rule"]) == 1
-    )  # still there
+    assert main(["rules", "publish", str(tmp_path), "--topic", topic, "--delete", "it_rule"]) == 1  # still there
     path.unlink()
     assert main(["rules", "diff", str(tmp_path), "--topic", topic]) == 1
     assert "- it_rule v2 (published, not in the catalogue)" in capsys.readouterr().out

@@ -36,11 +36,8 @@ def test_broker_that_cannot_bind_fails_up_and_its_partner_is_stopped(
     # A second stack folder sharing the jars and the built plugin, with ports of its own.
     shared = StackLayout.of(stack)
     other = load_settings(
-        cache_dir=tmp_path,
-        kafka_port=squatter,
-        kafka_controller_port=_free_port(),
-        connect_port=_free_port(),
-        dynamodb_port=_free_port(),
+        cache_dir=tmp_path, kafka_port=squatter, kafka_controller_port=_free_port(),
+        connect_port=_free_port(), dynamodb_port=_free_port(),
     )
     layout = StackLayout.of(other)
     layout.root.mkdir(parents=True)

@@ -46,11 +46,7 @@ async def test_restarted_dynamodb_is_refilled_from_scores(stack: Settings) -> No
         pytest.skip("DynamoDB was not started by `nudge stack`; restarting it is not this test's to do")
     customer, rule = f"test-replay-{uuid.uuid4().hex[:8]}", "stack-replay"
     key = {"customer_id": {"S": customer}, "rule_id": {"S": rule}}
-    _send(
-        stack,
-        f"{customer}#{rule}",
-        json.dumps({"customer_id": customer, "rule_id": rule, "score": 1}).encode(),
-    )
+    _send(stack, f"{customer}#{rule}", json.dumps({"customer_id": customer, "rule_id": rule, "score": 1}).encode())
     await _wait_for(stack, key, present=True)
 
     await asyncio.to_thread(launcher.down, stack, only=["dynamodb"])

@@ -52,14 +52,10 @@ def test_kafka_produce_consume_round_trip(stack: Settings, scratch_topics: list[
         producer.produce(topic, key=key, value=value)
     assert producer.flush(30) == 0
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": stack.bootstrap_servers,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = Consumer({
+        "bootstrap.servers": stack.bootstrap_servers, "group.id": f"test-{uuid.uuid4().hex}",
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+    })
     consumer.subscribe([topic])
     received: list[tuple[bytes, bytes]] = []
     try:
@@ -127,20 +123,14 @@ def test_declared_topics_exist_and_rerun_is_a_no_op(stack: Settings) -> None:
 def test_topic_mismatch_is_reported_not_fixed(stack: Settings, scratch_topics: list[str]) -> None:
     name = f"test.stack.mismatch.{uuid.uuid4().hex[:8]}"
     scratch_topics.append(name)
-    _create(
-        stack,
-        NewTopic(name, num_partitions=1, config={"cleanup.policy": "delete", "retention.ms": "3600000"}),
-    )
+    _create(stack, NewTopic(name, num_partitions=1, config={"cleanup.policy": "delete", "retention.ms": "3600000"}))
 
     declared = TopicSpec(name, 3, compacted=True)
     report = ensure_topics(stack.bootstrap_servers, [declared])
     assert not report.ok
     found = {(m.setting, m.declared, m.actual) for m in report.mismatches}
-    assert found == {
-        ("partitions", "3", "1"),
-        ("cleanup.policy", "compact", "delete"),
-        ("retention.ms", "-1", "3600000"),
-    }
+    assert found == {("partitions", "3", "1"), ("cleanup.policy", "compact", "delete"),
+                     ("retention.ms", "-1", "3600000")}
     with pytest.raises(TopicMismatchError, match=rf"{re.escape(name)}: partitions is 1, declared 3"):
         report.raise_for_mismatch()
     # Nothing was changed on the broker.
@@ -158,7 +148,5 @@ def test_stack_up_again_is_idempotent(stack: Settings) -> None:
     status = subprocess.run([NUDGE, "stack", "status"], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
     assert [line.split()[:2] for line in status.stdout.splitlines()] == [
-        ["kafka", "up"],
-        ["dynamodb", "up"],
-        ["connect", "up"],
+        ["kafka", "up"], ["dynamodb", "up"], ["connect", "up"],
     ]
