@@ -84,6 +84,11 @@ def messages_for(settings: Settings, topic: str, prefix: str) -> list[Any]:
     return [m for m in read_topic(settings, topic) if (m.key() or b"").decode().startswith(prefix)]
 
 
+def _three_parts(records: list[dict[str, Any]], rise: int) -> tuple[list[dict[str, Any]], ...]:
+    """The history before the rise (a backfill), the first charge at the new price (live), the rest."""
+    return records[:rise], records[rise : rise + 1], records[rise + 1 :]
+
+
 @dataclass(frozen=True)
 class PriceRise:
     """A simulated customer's subscription price rise and the alert the evaluator itself gives for it."""
@@ -93,23 +98,18 @@ class PriceRise:
     item_key: str  # the normalised merchant the alert is about
     alert_id: str
 
-    def parts(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-        """The history before the rise (a backfill), the first charge at the new price (live), the rest."""
-        records = self.customer.records
-        return records[: self.rise], records[self.rise : self.rise + 1], records[self.rise + 1 :]
+    def parts(self) -> tuple[list[dict[str, Any]], ...]:
+        return _three_parts(self.customer.records, self.rise)
 
 
-def _live_rise_alerts(customer: SimulatedCustomer, rise: int) -> list[Any]:
+def _live_rise_alerts(customer: SimulatedCustomer, rise: int, catalogue: Any) -> list[Any]:
     """Price-rise alerts the pure path gives for the live record when the three parts go through it."""
     from core.customer import apply_transactions
-    from core.rules import load_catalogue
     from schemas.records import to_transaction
 
-    catalogue, record = load_catalogue(PROJECT_ROOT / "rules"), CustomerRecord()
-    cid = customer.profile.customer_id
+    record, cid = CustomerRecord(), customer.profile.customer_id
     live: list[Any] = []
-    records = customer.records
-    for n, part in enumerate((records[:rise], records[rise : rise + 1], records[rise + 1 :])):
+    for n, part in enumerate(_three_parts(customer.records, rise)):
         result = apply_transactions(record, [to_transaction(r) for r in part], catalogue, cid)
         if n == 1:
             live = [a for a in result.alerts if a.rule_id == "subscription_price_rise"]
@@ -121,6 +121,9 @@ def find_price_rise(seed: int) -> PriceRise:
     those for which the evaluator itself alerts exactly once on the first charge at the new price: these
     tests are about the pipeline agreeing with it (batching, Kafka, replay). Other subscriptions' rises in
     the backfill may alert too, depending on where the worker's batches fall; they are not counted."""
+    from core.rules import load_catalogue
+
+    catalogue = load_catalogue(PROJECT_ROOT / "rules")
     for customer in population(seed, 300, START, MONTHS):
         for plan in customer.profile.subscriptions:
             rises_enough = plan.rise_to >= plan.price * 1.06  # the rule fires above a 5 % rise
@@ -137,21 +140,23 @@ def find_price_rise(seed: int) -> PriceRise:
                     record["TransactionInformation"] == plan.descriptor
                     and record["Amount"]["Amount"] == new_price
                 ):
-                    live = _live_rise_alerts(customer, i)
+                    live = _live_rise_alerts(customer, i, catalogue)
                     if len(live) == 1:
                         return PriceRise(customer, i, live[0].item_key, live[0].alert_id)
                     break
     raise AssertionError("no price rise in 300 simulated customers")
 
 
-def rise_alerts_about(settings: Settings, rise: PriceRise) -> set[str]:
-    """Distinct ids of the price-rise alerts on the topic about the rise's merchant. Faust's producer
-    retries without idempotence, so under load a message can be written twice: a copy carries the same
-    alert id (the receiver drops it), and counting distinct ids counts alerts."""
+def alerts_of(settings: Settings, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's alerts on the topic, decoded. Faust's producer retries without idempotence, so under
+    load a message can be written twice: a copy carries the same alert id (the receiver drops it), so
+    callers count distinct ids."""
     codec = default_codec()
-    alerts = (
-        codec.decode(m.value()) for m in messages_for(settings, "alerts", rise.customer.profile.customer_id)
-    )
+    return [codec.decode(m.value()) for m in messages_for(settings, "alerts", customer_id)]
+
+
+def rise_alerts_about(alerts: list[dict[str, Any]], rise: PriceRise) -> set[str]:
+    """Distinct ids of the price-rise alerts about the rise's merchant."""
     return {
         a["alert_id"]
         for a in alerts
@@ -175,10 +180,9 @@ def test_price_rise_alerts_exactly_once_and_a_replay_changes_nothing(workers: Wo
         wait_caught_up(settings, workers.app_id, since)
     time.sleep(2)  # scores and alerts are produced after the offsets they came from are committed
 
-    assert rise_alerts_about(settings, rise) == {rise.alert_id}
-    all_alerts = {
-        default_codec().decode(m.value())["alert_id"] for m in messages_for(settings, "alerts", cid)
-    }
+    alerts = alerts_of(settings, cid)
+    assert rise_alerts_about(alerts, rise) == {rise.alert_id}
+    all_alerts = {a["alert_id"] for a in alerts}
     scores_before = {(m.key(), m.value()) for m in messages_for(settings, "scores", f"{cid}#")}
     assert scores_before
 
@@ -186,8 +190,7 @@ def test_price_rise_alerts_exactly_once_and_a_replay_changes_nothing(workers: Wo
     produce(settings, [rise.customer])  # the aggregator redelivers the whole history
     wait_caught_up(settings, workers.app_id, since)
     time.sleep(2)
-    codec = default_codec()
-    assert {codec.decode(m.value())["alert_id"] for m in messages_for(settings, "alerts", cid)} == all_alerts
+    assert {a["alert_id"] for a in alerts_of(settings, cid)} == all_alerts
     assert {(m.key(), m.value()) for m in messages_for(settings, "scores", f"{cid}#")} == scores_before
 
 

@@ -33,7 +33,13 @@ from stack import launcher
 from stack.dynamodb import dynamodb_client_kwargs
 from streams.kafka_config import confluent_security
 from streams.settings import PROJECT_ROOT, Settings, load_settings
-from tests.integration.test_pipeline import find_price_rise, messages_for, produce, rise_alerts_about
+from tests.integration.test_pipeline import (
+    alerts_of,
+    find_price_rise,
+    messages_for,
+    produce,
+    rise_alerts_about,
+)
 from tests.integration.workers import WorkerGroup, end_offsets, wait_caught_up
 
 # Own ports (below 32768) and cache dir: the plain stack on 19092/18083/18000 is left alone.
@@ -128,7 +134,7 @@ def test_price_rise_scores_alert_and_insights_through_sasl_ssl(
             wait_caught_up(secure_stack, workers.app_id, since, timeout_s=120)
         time.sleep(2)  # scores and alerts are produced after the offsets they came from are committed
 
-        assert rise_alerts_about(secure_stack, rise) == {rise.alert_id}
+        assert rise_alerts_about(alerts_of(secure_stack, cid), rise) == {rise.alert_id}
         latest = {
             m.key().decode().split("#", 1)[1]: m.value()
             for m in messages_for(secure_stack, "scores", f"{cid}#")
