@@ -45,7 +45,7 @@ class Counts(NamedTuple):
     errors: int = 0
     skipped: int = 0
 
-    def __add__(self, other: tuple[int, ...]) -> Counts:  # type: ignore[override]
+    def plus(self, other: Counts) -> Counts:
         return Counts(*(a + b for a, b in zip(self, other, strict=True)))
 
 
@@ -76,7 +76,7 @@ def register(pipeline: Pipeline) -> None:
         written once per key per batch (each write is a changelog record), not once per customer."""
         key = f"{sweep_id}#p{event.message.partition}".encode()
         previous = batch.get(key)
-        batch[key] = (event, counts if previous is None else previous[1] + counts)
+        batch[key] = (event, counts if previous is None else previous[1].plus(counts))
 
     def write_counts(batch: dict[bytes, tuple[EventT, Counts]]) -> None:
         """Fold the batch's totals into the changelogged counters (they survive a restart) and publish them."""

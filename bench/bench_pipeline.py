@@ -165,26 +165,15 @@ def faust_consume_only(settings: Settings, app_id: str, start: dict[tuple[str, i
     from its first commit past ``start`` to its commits reaching ``ends`` (commits come every second, so
     the time is short by up to a second and the rate is an upper bound). Returns (seconds, messages)."""
     proc, log_path = spawn_faust(app_id, "-", tmp, "faust-consume")
-    tps = [TopicPartition(t, p) for t, p in ends]
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": app_id,
-                         "enable.auto.commit": False})
+    first_commit = {tp: offset + 1 for tp, offset in start.items() if ends[tp] > offset}
     try:
-        deadline = time.monotonic() + 600
-        t_first = None
-        while True:
-            committed = {(str(c.topic), int(c.partition or 0)): c.offset for c in consumer.committed(tps, timeout=10)}
-            if t_first is None and any(committed[tp] > start[tp] for tp in ends):
-                t_first = time.perf_counter()
-            if all(committed[tp] >= ends[tp] for tp in ends):
-                t_done = time.perf_counter()
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"faust consumer did not finish; see {log_path}")
-            time.sleep(0.1)
+        t_first = wait_committed(settings, app_id, first_commit, timeout_s=300, any_of=True)
+        t_done = wait_committed(settings, app_id, ends, timeout_s=600)
+    except TimeoutError as exc:
+        raise RuntimeError(f"faust consumer did not finish ({exc}); see {log_path}") from exc
     finally:
-        consumer.close()
         stop_process(proc)
-    return t_done - (t_first or t_done), sum(ends[tp] - start[tp] for tp in ends)
+    return t_done - t_first, sum(ends[tp] - start[tp] for tp in ends)
 
 
 def sample_counter(port: int, stop: threading.Event, samples: list[tuple[float, float]]) -> None:

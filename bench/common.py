@@ -310,10 +310,10 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
 
 
 def wait_committed(settings: Settings, group_id: str, targets: dict[tuple[str, int], int],
-                   timeout_s: float = 1800.0, poll_s: float = 0.25) -> float:
+                   timeout_s: float = 1800.0, poll_s: float = 0.25, any_of: bool = False) -> float:
     """Wait until ``group_id`` has committed at least ``targets`` (a snapshot of end offsets taken right after
-    producing: the topics are shared, so later records of other people are not waited for); returns the
-    time.perf_counter() at which it was seen."""
+    producing: the topics are shared, so later records of other people are not waited for), on every
+    partition or, with ``any_of``, on one of them; returns the time.perf_counter() at which it was seen."""
     consumer = Consumer(
         {"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id, "enable.auto.commit": False}
     )
@@ -321,7 +321,8 @@ def wait_committed(settings: Settings, group_id: str, targets: dict[tuple[str, i
         deadline = time.monotonic() + timeout_s
         while True:
             committed = consumer.committed([TopicPartition(t, p) for t, p in targets], timeout=10)
-            if all(c.offset >= targets[(str(c.topic), int(c.partition or 0))] for c in committed):
+            reached = (c.offset >= targets[(str(c.topic), int(c.partition or 0))] for c in committed)
+            if any(reached) if any_of else all(reached):
                 return time.perf_counter()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"group {group_id} did not commit {targets} within {timeout_s}s")
