@@ -54,6 +54,7 @@ from core.features.state import (
     REFUND,
     SERIES_DAYS,
     CustomerState,
+    new_series,
 )
 
 __all__ = ["FoldError", "FoldResult", "apply_balance", "fold"]
@@ -181,7 +182,7 @@ def _series_add(state: CustomerState, name: str, keep_days: int, day: int, pence
         return
     entry = state.series.get(name)
     if entry is None:
-        entry = state.series[name] = [[], []]
+        entry = state.series[name] = new_series()
     days, values = entry
     i = bisect_left(days, day)
     if i < len(days) and days[i] == day:

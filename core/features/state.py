@@ -22,7 +22,9 @@ money is integer pence, ``watermark`` is the latest event day seen):
 - ``accounts`` and ``eod``: latest balances per account and end-of-day booked balances for ``EOD_DAYS``.
 
 Serialisation is ``marshal`` of plain containers (fast, C-implemented, stable format version 4) behind a
-one-byte layout version; the dedupe hashes are packed arrays. A fold of a loaded state looks ids up in the
+one-byte layout version; the dedupe hashes are packed arrays, and so are the numbers of the daily series and of
+the ledger (layout 5): kept in memory as ``array`` columns, they load as a few copies instead of one int object
+per day or entry (a nightly sweep loads every customer and reads every series). A fold of a loaded state looks ids up in the
 packed keys (an aligned byte search) and keeps new ids aside, so the dict of every id is built only when ids are
 dropped (weekly horizon, lapsed pendings, ``MAX_SEEN``); the bytes written are the same either way.
 """
@@ -39,8 +41,11 @@ __all__ = [
     "PENDING_DAYS", "RECENT_KEPT", "SERIES_DAYS", "CustomerState", "StateDecodeError",
 ]
 
-LAYOUT_VERSION = 4
-READABLE_LAYOUTS = (3, 4)  # 3: merchant histories as lists in the histories blob (read as already decoded)
+LAYOUT_VERSION = 5
+# 3: merchant histories as lists in the histories blob (read as already decoded); 3 and 4: series and ledger
+# numbers as lists (converted to arrays on load)
+READABLE_LAYOUTS = (3, 4, 5)
+DAY_CODE, PENCE_CODE, FLAGS_CODE = "i", "q", "H"  # array type codes of days, pence and ledger flags
 DEDUPE_DAYS = 95
 MAX_SEEN = 4096  # a very busy customer: past this many ids the horizon shortens (see dedupe_floor)
 PENDING_DAYS = 14
@@ -83,10 +88,10 @@ class CustomerState:
         self.pending: dict[int, list[Any]] = {}
         self._booked_refs: dict[int, int] = {}
         self._cold_raw: bytes | None = None  # merchants, payers, booked_refs as loaded, until a fold needs them
-        # series name -> [sorted days, pence per day]
-        self.series: dict[str, list[list[int]]] = {}
-        # parallel lists sorted by day: days, pence, flags, merchants
-        self.ledger: list[list[Any]] = [[], [], [], []]
+        # series name -> [sorted days, pence per day] (arrays)
+        self.series: dict[str, list[array[int]]] = {}
+        # parallel columns sorted by day: days, pence, flags (arrays), merchants (list)
+        self.ledger: list[Any] = new_ledger()
         # merchant -> [category, sorted days, signed pence]; payer -> [sorted days, pence]
         # merchant -> its history, or the marshal bytes of it until a fold or features_at reads that merchant
         self._merchants: dict[str, list[Any] | bytes] = {}
@@ -191,9 +196,12 @@ class CustomerState:
             packed = {name: entry if isinstance(entry, bytes) else marshal.dumps(entry, 4)
                       for name, entry in self._merchants.items()}
             cold = marshal.dumps((packed, self._payers, self._booked_refs), 4)
+        days, pence, flags, merchants = self.ledger
         body = (
             self.currency, self.first_day, (self.watermark, self.dedupe_floor), seen_raw, self.pending, cold,
-            self.series, self.ledger, self.streams, self.incomes, self.accounts, self.eod, self.recent,
+            {name: (d.tobytes(), v.tobytes()) for name, (d, v) in self.series.items()},
+            (days.tobytes(), pence.tobytes(), flags.tobytes(), merchants),
+            self.streams, self.incomes, self.accounts, self.eod, self.recent,
         )
         return bytes((LAYOUT_VERSION,)) + marshal.dumps(body, 4)
 
@@ -211,7 +219,8 @@ class CustomerState:
                 state._cold_raw, state.series, state.ledger, state.streams, state.incomes, state.accounts,
                 state.eod, state.recent,
             ) = body
-        except (EOFError, ValueError, TypeError) as exc:
+            state.series, state.ledger = _series_ledger(data[0], state.series, state.ledger)
+        except (EOFError, ValueError, TypeError, OverflowError) as exc:
             raise StateDecodeError(f"corrupt customer state: {exc}") from exc
         raw = state._seen_raw
         if not (isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[0], bytes) and isinstance(raw[1], bytes)
@@ -231,6 +240,39 @@ class CustomerState:
             and self.seen == other.seen and self.merchants == other.merchants
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def new_ledger() -> list[Any]:
+    """Empty ledger columns: days, pence, flags, merchants."""
+    return [array(DAY_CODE), array(PENCE_CODE), array(FLAGS_CODE), []]
+
+
+def new_series() -> list[array[int]]:
+    """An empty daily series: days, pence."""
+    return [array(DAY_CODE), array(PENCE_CODE)]
+
+
+def _series_ledger(layout: int, series: Any, ledger: Any) -> tuple[dict[str, list[array[int]]], list[Any]]:
+    """The series and ledger of a decoded body as arrays (layout 5: from their bytes; 3 and 4: from lists)."""
+    packed = bytes if layout >= 5 else list
+    if not isinstance(series, dict) or not isinstance(ledger, tuple | list) or len(ledger) != 4:
+        raise ValueError("series or ledger has the wrong shape")
+    days, pence, flags, merchants = ledger
+    if not (isinstance(days, packed) and isinstance(pence, packed) and isinstance(flags, packed)
+            and isinstance(merchants, list)):
+        raise ValueError("ledger columns have the wrong types")
+    columns = [array(DAY_CODE, days), array(PENCE_CODE, pence), array(FLAGS_CODE, flags), merchants]
+    if not len(columns[0]) == len(columns[1]) == len(columns[2]) == len(merchants):
+        raise ValueError("ledger columns differ in length")
+    out = {}
+    for name, entry in series.items():
+        if not (isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], packed)
+                and isinstance(entry[1], packed)):
+            raise ValueError(f"series {name!r} has the wrong shape")
+        d, v = out[name] = [array(DAY_CODE, entry[0]), array(PENCE_CODE, entry[1])]
+        if len(d) != len(v):
+            raise ValueError(f"series {name!r}: days and values differ in length")
+    return out, columns
 
 
 def _packed_index(packed: bytes, id_hash: int) -> int:

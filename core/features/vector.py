@@ -9,10 +9,12 @@ earlier ``as_of`` transactions after it are left out of windows but detected str
 from __future__ import annotations
 
 import calendar
+from array import array
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from core.features.recurring import AMOUNT_TOLERANCE, CADENCE_DAYS
@@ -24,10 +26,22 @@ __all__ = ["TOP_MERCHANTS", "changed_features", "features_at"]
 TOP_MERCHANTS = 10
 _MONTHLY_FACTOR = {"weekly": 52 / 12, "fourweekly": 13 / 12, "monthly": 1.0, "quarterly": 1 / 3, "annual": 1 / 12}
 _NOT_CATEGORIES = frozenset({"spend", "od_fee"})
-_fromordinal = date.fromordinal
+_DATES: dict[int, date] = {}  # ordinal -> date, shared by every vector (dates are immutable)
+_DATES_KEPT = 8192
 
 
-def _windows(entry: list[list[int]], bounds: tuple[int, ...]) -> list[int]:
+def _fromordinal(day: int) -> date:
+    """``date.fromordinal`` from a bounded cache: a sweep asks for the same few hundred days per customer."""
+    found = _DATES.get(day)
+    if found is None:
+        if len(_DATES) >= _DATES_KEPT:
+            _DATES.clear()
+        found = _DATES[day] = date.fromordinal(day)
+    return found
+_RARE = CASH | FEE_CASH | FEE_FX
+
+
+def _windows(entry: list[array[int]], bounds: tuple[int, ...]) -> list[int]:
     """Sums of the daily series between consecutive ``bounds`` (each segment is ``(b[i], b[i+1]]``)."""
     days, values = entry
     out = []
@@ -39,9 +53,25 @@ def _windows(entry: list[list[int]], bounds: tuple[int, ...]) -> list[int]:
     return out
 
 
+def _window(entry: list[array[int]], lo: int, hi: int) -> int:
+    """Sum of the daily series over the days ``(lo, hi]``."""
+    days, values = entry
+    i = bisect_right(days, lo)
+    j = bisect_right(days, hi, i)
+    return sum(values[i:j]) if j > i else 0
+
+
 def _month_start(d: date, back: int) -> date:
     index = d.year * 12 + d.month - 1 - back
     return date(index // 12, index % 12 + 1, 1)
+
+
+@lru_cache(maxsize=64)
+def _month_bounds(today: date) -> tuple[int, int, int]:
+    """(day before this month, day before last month, same day of last month) as ordinals: one per sweep day."""
+    last_month = _month_start(today, 1)
+    same_day = last_month.toordinal() - 1 + min(today.day, calendar.monthrange(last_month.year, last_month.month)[1])
+    return date(today.year, today.month, 1).toordinal() - 1, last_month.toordinal() - 1, same_day
 
 
 def _overdraft_days(state: CustomerState, t: int) -> int | None:
@@ -49,6 +79,8 @@ def _overdraft_days(state: CustomerState, t: int) -> int | None:
     if not state.eod:
         return None
     start = t - 30
+    if len(state.eod) == 1:
+        return _overdraft_days_one(next(iter(state.eod.values())), start, t)
     current: dict[str, int] = {}
     base_day: dict[str, int] = {}
     changes: list[tuple[int, str, int]] = []
@@ -68,6 +100,25 @@ def _overdraft_days(state: CustomerState, t: int) -> int | None:
         cursor = day
         current[account] = pence
     if current and sum(current.values()) < 0:
+        negative_days += t + 1 - cursor
+    return negative_days
+
+
+def _overdraft_days_one(eod: dict[int, list[Any]], start: int, t: int) -> int:
+    """``_overdraft_days`` of a customer with one account (the usual case): its days in order, no merging."""
+    days = sorted(eod)
+    lo = bisect_right(days, start)
+    hi = bisect_right(days, t, lo)
+    # the balance carried into the window (none before the first end-of-day known: those days are not counted)
+    balance = eod[days[lo - 1]][1] if lo else None
+    negative_days = 0
+    cursor = start + 1
+    for day in days[lo:hi]:
+        if balance is not None and balance < 0:
+            negative_days += day - cursor
+        cursor = day
+        balance = eod[day][1]
+    if balance is not None and balance < 0:
         negative_days += t + 1 - cursor
     return negative_days
 
@@ -167,16 +218,13 @@ def _g_balances(c: _Context) -> None:
 
 
 def _g_spend(c: _Context) -> None:
-    f, t, today = c.f, c.t, c.today
+    f, t = c.f, c.t
     spend = c.state.series.get("spend")
     if spend is not None:
         p180, p90, p60, p30, p7 = _windows(spend, (t - 180, t - 90, t - 60, t - 30, t - 7, t))
-        month_start = date(today.year, today.month, 1).toordinal()
-        last_month = _month_start(today, 1)
-        same_day = last_month.toordinal() - 1 + min(today.day, calendar.monthrange(last_month.year,
-                                                                                   last_month.month)[1])
-        mtd = _windows(spend, (month_start - 1, t))[0]
-        lmtd = _windows(spend, (last_month.toordinal() - 1, same_day))[0]
+        before_month, before_last_month, same_day = _month_bounds(c.today)
+        mtd = _window(spend, before_month, t)
+        lmtd = _window(spend, before_last_month, same_day)
     else:
         p180 = p90 = p60 = p30 = p7 = mtd = lmtd = 0
     f["spend_7d"] = max(0, p7) / 100
@@ -205,13 +253,14 @@ def _g_ledger(c: _Context) -> None:
                 largest_credit = p
         elif p > largest_debit:
             largest_debit = p
-        if fl & CASH:
-            cash_count += 1
-            cash += p
-        if fl & FEE_CASH:
-            cash_fees += p
-        if fl & FEE_FX:
-            fx_fees += p
+        if fl & _RARE:  # cash and fees: one test for the usual entry
+            if fl & CASH:
+                cash_count += 1
+                cash += p
+            if fl & FEE_CASH:
+                cash_fees += p
+            if fl & FEE_FX:
+                fx_fees += p
         if fl & CARD and p % 100:
             round_up += 100 - p % 100
     f = c.f
@@ -271,18 +320,34 @@ def _g_duplicates(c: _Context) -> None:
 
 def _g_categories(c: _Context) -> None:
     t = c.t
-    bounds = (t - 120, t - 90, t - 60, t - 30, t - 7, t)
+    t120, t90, t60, t30, t7 = t - 120, t - 90, t - 60, t - 30, t - 7
+    series = c.state.series
     categories = []
-    for name in sorted(c.state.series):
+    for name in sorted(series):
         if name in _NOT_CATEGORIES:
             continue
-        c120, c90, c60, c30, c7 = _windows(c.state.series[name], bounds)
-        if c120 or c90 or c60 or c30 or c7:
-            categories.append({
-                "category": name, "spend_7d": max(0, c7) / 100, "spend_30d": max(0, c30 + c7) / 100,
-                "spend_prev_30d": max(0, c60) / 100, "spend_90d": max(0, c90 + c60 + c30 + c7) / 100,
-                "avg_monthly_prev_90d": max(0, c120 + c90 + c60) / 300,
-            })
+        days, values = series[name]
+        # index of the first day after each bound (the segments of _windows, inlined: one per category)
+        i120 = bisect_right(days, t120)
+        i90 = bisect_right(days, t90, i120)
+        i60 = bisect_right(days, t60, i90)
+        i30 = bisect_right(days, t30, i60)
+        i7 = bisect_right(days, t7, i30)
+        end = bisect_right(days, t, i7)
+        if end == i120:
+            continue  # nothing in the 120 days
+        c120, c90, c60 = sum(values[i120:i90]), sum(values[i90:i60]), sum(values[i60:i30])
+        c30, c7 = sum(values[i30:i7]), sum(values[i7:end])
+        if not (c120 or c90 or c60 or c30 or c7):
+            continue
+        c30 += c7  # the 30 days to today
+        c120 += c90 + c60  # the 90 days before the last 30
+        c90 += c60 + c30  # the 90 days to today
+        categories.append({
+            "category": name, "spend_7d": (c7 if c7 > 0 else 0) / 100, "spend_30d": (c30 if c30 > 0 else 0) / 100,
+            "spend_prev_30d": (c60 if c60 > 0 else 0) / 100, "spend_90d": (c90 if c90 > 0 else 0) / 100,
+            "avg_monthly_prev_90d": (c120 if c120 > 0 else 0) / 300,
+        })
     c.f["categories"] = categories
 
 
@@ -307,11 +372,12 @@ def _g_merchants(c: _Context) -> None:
 
 def _g_recurring(c: _Context) -> None:
     t = c.t
-    m_count = c.merchant_counts()
+    m_count: Counter[str] | None = None
     recurring = []
-    for merchant in sorted(c.state.streams):
+    streams = c.state.streams
+    for merchant in sorted(streams):
         (cadence, typical, last, previous, first_day, last_day, count, _, trial, next_day, category) = \
-            c.state.streams[merchant]
+            streams[merchant]
         period = CADENCE_DAYS[cadence]
         since = t - last_day
         if since > 3 * period:
@@ -322,6 +388,8 @@ def _g_recurring(c: _Context) -> None:
             if d <= t:
                 in_window += 1
             d -= period
+        if m_count is None:
+            m_count = c.merchant_counts()
         recurring.append({
             "merchant": merchant, "category": category,
             "cadence": cadence, "typical_amount": typical / 100, "last_amount": last / 100,
@@ -372,7 +440,7 @@ def _g_forward(c: _Context) -> None:
     f["projected_balance_at_payday"] = bal - due if isinstance(bal, float) else None
     history = min(90, max(30, t - state.first_day)) if state.first_day else 30
     spend = state.series.get("spend")
-    spent = max(0, _windows(spend, (t - history, t))[0]) if spend is not None else 0
+    spent = max(0, _window(spend, t - history, t)) if spend is not None else 0
     other = max(0.0, spent / (history / 30.4375) - bills_monthly)
     f["monthly_surplus"] = (income_monthly - bills_monthly - other) / 100
 
@@ -440,15 +508,25 @@ def features_at(
     c = _Context(state, as_of)
     if names is None:
         groups: Collection[Callable[[_Context], None]] = _ALL_GROUPS
+    elif isinstance(names, frozenset):
+        groups = _groups_cached(names)  # a sweep asks every customer for the same frozenset
     else:
-        try:
-            wanted = {_GROUP_OF[name] for name in names}
-        except KeyError as exc:
-            raise ValueError(f"unknown feature {exc.args[0]!r}: not in the registry") from None
-        groups = [g for g in _ALL_GROUPS if g in wanted]
+        groups = _groups(names)
     for group in groups:
         group(c)
     return c.f
+
+
+def _groups(names: Collection[str]) -> tuple[Callable[[_Context], None], ...]:
+    """The groups computing ``names``, in the order of ``_GROUPS``."""
+    try:
+        wanted = {_GROUP_OF[name] for name in names}
+    except KeyError as exc:
+        raise ValueError(f"unknown feature {exc.args[0]!r}: not in the registry") from None
+    return tuple(g for g in _ALL_GROUPS if g in wanted)
+
+
+_groups_cached = lru_cache(maxsize=256)(_groups)
 
 
 def changed_features(before: Mapping[str, object], after: Mapping[str, object]) -> set[str]:

@@ -179,18 +179,48 @@ def test_a_fold_decodes_only_the_merchant_it_touches() -> None:
     assert all(not isinstance(entry, bytes) for entry in state.merchants.values())  # all decoded on request
 
 
-def test_layout_3_states_are_still_read() -> None:
-    """A layout-3 state (histories as lists, not packed) loads, folds and encodes as layout 4."""
+def _layout_4_body(state: CustomerState) -> list[object]:
+    """The state's body as layout 4 wrote it: series and ledger numbers as lists, not packed arrays."""
+    body = list(marshal.loads(state.to_bytes()[1:]))
+    body[6] = {name: [list(array("i", days)), list(array("q", pence))] for name, (days, pence) in body[6].items()}
+    days, pence, flags, merchants = body[7]
+    body[7] = [list(array("i", days)), list(array("q", pence)), list(array("H", flags)), merchants]
+    return body
+
+
+@pytest.mark.parametrize("layout", [3, 4])
+def test_older_layouts_are_still_read(layout: int) -> None:
+    """Layout-3 (histories as lists, not packed) and layout-4 states (series and ledger as lists) load, fold
+    and encode as the current layout."""
     current = folded(_shops())
-    data = current.to_bytes()
-    body = list(marshal.loads(data[1:]))
-    packed, payers, booked_refs = marshal.loads(body[5])
-    body[5] = marshal.dumps(({name: marshal.loads(entry) for name, entry in packed.items()}, payers, booked_refs), 4)
-    old = CustomerState.from_bytes(bytes((3,)) + marshal.dumps(tuple(body), 4))
+    body = _layout_4_body(current)
+    assert isinstance(body[6]["spend"][0], list) and len(body[6]["spend"][0]) == 60
+    if layout == 3:
+        packed, payers, booked_refs = marshal.loads(body[5])
+        body[5] = marshal.dumps(({name: marshal.loads(entry) for name, entry in packed.items()}, payers,
+                                 booked_refs), 4)
+    old = CustomerState.from_bytes(bytes((layout,)) + marshal.dumps(tuple(body), 4))
     assert old == current
     nxt = tx("s60", 60, "5.25", merchant="Greggs")
     assert fold(old, nxt) == fold(current, nxt)
-    assert old.to_bytes()[0] == 4 and CustomerState.from_bytes(old.to_bytes()) == current
+    assert old.to_bytes()[0] == 5 and CustomerState.from_bytes(old.to_bytes()) == current
+    assert features_at(old, nxt.booked_at) == features_at(current, nxt.booked_at)
+
+
+@pytest.mark.parametrize(("field", "damage"), [
+    (6, lambda series: {**series, "spend": (series["spend"][0], series["spend"][1][:-8])}),  # one value short
+    (6, lambda series: {**series, "spend": (series["spend"][0][:-1], series["spend"][1])}),  # not whole days
+    (6, lambda series: {**series, "spend": [list(array("i", series["spend"][0])), series["spend"][1]]}),  # a list
+    (7, lambda ledger: (ledger[0], ledger[1][:-8], ledger[2], ledger[3])),  # an entry short of pence
+    (7, lambda ledger: (ledger[0], ledger[1], ledger[2], tuple(ledger[3]))),
+    (7, lambda ledger: ledger[:3]),
+])
+def test_corrupt_packed_series_or_ledger_is_a_decode_error(field: int, damage: object) -> None:
+    data = folded(_shops()).to_bytes()
+    body = list(marshal.loads(data[1:]))
+    body[field] = damage(body[field])  # type: ignore[operator]
+    with pytest.raises(StateDecodeError, match="corrupt customer state"):
+        CustomerState.from_bytes(data[:1] + marshal.dumps(tuple(body), 4))
 
 
 def test_a_corrupt_merchant_history_is_a_decode_error() -> None:
@@ -202,3 +232,23 @@ def test_a_corrupt_merchant_history_is_a_decode_error() -> None:
     state = CustomerState.from_bytes(data[:1] + marshal.dumps(tuple(body), 4))
     with pytest.raises(StateDecodeError, match="Greggs"):
         fold(state, tx("s60", 60, "5.25", merchant="Greggs"))
+
+
+def test_cached_dates_and_group_choices_change_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vector's date cache (bounded: cleared when full) and its per-frozenset group choice give what the
+    uncached paths give; an unknown name is still refused through the cache."""
+    from core.features import vector
+
+    monkeypatch.setattr(vector, "_DATES_KEPT", 3)
+    days = [date(2025, 1, 1).toordinal() + d for d in (0, 1, 2, 3, 0, 400)]
+    assert [vector._fromordinal(d) for d in days] == [date.fromordinal(d) for d in days]
+    assert len(vector._DATES) <= 3
+    state = folded(_shops())
+    at = tx("x", 61, "1.00").booked_at
+    wanted = ["spend_30d", "categories", "recurring", "overdraft_days_30d"]
+    assert features_at(state, at, frozenset(wanted)) == features_at(state, at, wanted)
+    assert {k: v for k, v in features_at(state, at, frozenset(wanted)).items() if k in wanted} == \
+        {k: v for k, v in features_at(state, at).items() if k in wanted}
+    for names in (frozenset({"spend_30d", "no_such_feature"}), ["no_such_feature"]):
+        with pytest.raises(ValueError, match="no_such_feature"):
+            features_at(state, at, names)
