@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
+
+from core.rules.batch import evaluate_all
 
 __all__ = [
     "AlertOut",
@@ -153,10 +156,37 @@ def _reasons_text(reasons: Any) -> list[str]:
 
 
 def _fingerprint(outcome: OutcomeLike) -> str:
-    """Identity of a score for change detection: excludes evaluation time and origin on purpose."""
+    """Identity of a score for change detection: excludes evaluation time and origin on purpose.
+
+    The digest of ``json.dumps([version, score, message, [[key, score, message], ...]])`` (rounded scores):
+    score books store it, so it must never change. The JSON text is assembled here from the same pieces
+    json.dumps uses (its C string escaper, float and int reprs, its separators): the same text, without
+    building an encoder per call; anything of another type goes through json.dumps itself.
+    """
+    return hashlib.blake2b(_fingerprint_text(outcome).encode(), digest_size=8).hexdigest()
+
+
+def _fingerprint_text(outcome: OutcomeLike) -> str:
+    version, score, message = outcome.rule_version, _rounded(outcome.score), outcome.message or ""
     items = [(str(i.key), _rounded(i.score), i.message or "") for i in outcome.items]
-    raw = json.dumps([outcome.rule_version, _rounded(outcome.score), outcome.message or "", items])
-    return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+    if type(version) is int and type(message) is str and all(type(m) is str for _, _, m in items):
+        texts = [f"[{_JSON_STR(k)}, {_json_number(s)}, {_JSON_STR(m)}]" for k, s, m in items]
+        return f"[{version!r}, {_json_number(score)}, {_JSON_STR(message)}, [{', '.join(texts)}]]"
+    return json.dumps([version, score, message, items])
+
+
+_JSON_STR = json.encoder.encode_basestring_ascii  # what json.dumps escapes strings with (ensure_ascii)
+
+
+def _json_number(value: float | None) -> str:
+    """A rounded score as json.dumps writes it (``float.__repr__``; NaN and infinities by name)."""
+    if value is None:
+        return "null"
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
 
 
 def alert_id(customer_id: str, rule_id: str, item_key: str | None, trigger: str) -> str:
@@ -184,22 +214,23 @@ def rescore(
     """
     updates: list[ScoreUpdate] = []
     alerts: list[AlertOut] = []
-    evaluations = 0
     now_ts = now.timestamp()
-    for rule in rules:
-        outcome = rule.evaluate(features)
-        evaluations += 1
-        key = score_key(customer_id, rule.id)
+    rules = list(rules)
+    # all of them in one generated function (core/rules/batch.py): the same outcomes as rule.evaluate, each
+    outcomes: list[Any] = evaluate_all(rules, features)
+    evaluations = len(outcomes)
+    for rule, outcome in zip(rules, outcomes, strict=True):
         if outcome.eligible and outcome.score is not None:
             fp = _fingerprint(outcome)
             if book.scores.get(rule.id) != fp:
                 book.scores[rule.id] = fp
                 # Changed scores are few next to evaluations: only they pay for the explanation.
                 explained = rule.evaluate(features, explain=True)
-                updates.append(ScoreUpdate(key, score_value(customer_id, explained, now, origin)))
+                updates.append(ScoreUpdate(score_key(customer_id, rule.id),
+                                           score_value(customer_id, explained, now, origin)))
         elif rule.id in book.scores:
             del book.scores[rule.id]
-            updates.append(ScoreUpdate(key, None))
+            updates.append(ScoreUpdate(score_key(customer_id, rule.id), None))
         if rule.kind == "alert":
             alerts.extend(_alerts_for(book, rule, outcome, customer_id, now, now_ts, origin, alerts_enabled))
     return updates, alerts, evaluations
@@ -218,6 +249,8 @@ def _alerts_for(
     """Track which (rule, item) keys fire; alert on the ones that newly fire, cooldown permitting."""
     if outcome.eligible and outcome.score is not None:
         firing_now = {str(i.key): i for i in outcome.items} if outcome.items else {"": outcome}
+    elif not book.firing:
+        return []  # nothing fires now and nothing fired before: nothing to track (the common case)
     else:
         firing_now = {}
     prefix = f"{rule.id}/"

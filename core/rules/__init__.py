@@ -1,5 +1,6 @@
 """The rule language: compile rule files into fast evaluators, and the catalogue that indexes them."""
 
+from .batch import evaluate_all
 from .catalogue import Catalogue, load_catalogue
 from .compiler import compile_rule
 from .errors import RuleValidationError, ValidationIssue
@@ -14,5 +15,6 @@ __all__ = [
     "RuleValidationError",
     "ValidationIssue",
     "compile_rule",
+    "evaluate_all",
     "load_catalogue",
 ]

@@ -20,6 +20,7 @@ import yaml
 
 from core.features.registry import REGISTRY, FeatureSpec, FeatureType
 
+from .batch import RulePlan
 from .errors import RuleValidationError, ValidationIssue
 from .examples_schema import parse_examples
 from .expressions import NUMERIC, ExprCompiler, Limits, Scope, Typed
@@ -304,12 +305,20 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
     cond_fns = [ns[f"_cond{i}"] for i in range(len(conjuncts))]
     ns["_FAIL"] = _make_failure(rid, version, registry, coll, sorted(reads))
     ns["_EXPLAIN"] = _make_explain(evaluate, conjuncts, cond_fns, coll, registry)
+    float_features, float_fields = _float_names(registry)
+    plan = RulePlan(
+        coll=coll, key=registry[coll].key if coll else None, conjuncts=tuple(p.typed.code for p in conjuncts),
+        score=score.typed.code, values=tuple((k, p.typed.code) for k, p in values.items()), message=msg_code,
+        feature_vars=dict(var), consts=tuple(cc.consts), not_eligible=tuple(not_eligible),
+        windows=(windows[0], windows[1]), valid_from=vf, valid_until=vu,
+        float_features=frozenset(name for name in var if name in float_features), float_fields=float_fields,
+        reference=ns["_reference"])
     cooldown = parse_duration(d["cooldown"]) if d.get("cooldown") is not None else None
     return CompiledRule(
         id=rid, version=version, title=str(d["title"]), description=str(d.get("description") or ""),
         owner=str(d.get("owner") or ""), kind=str(d["kind"]), trigger=str(d["trigger"]), for_each=coll,
         reads=frozenset(reads), cooldown=cooldown, valid_from=vf, valid_until=vu, source=doc.text,
-        filename=doc.file, examples=examples, code=code, evaluate=evaluate,
+        filename=doc.file, examples=examples, code=code, evaluate=evaluate, plan=plan,
     )
 
 
@@ -317,14 +326,9 @@ def _fast_lines(registry: Mapping[str, FeatureSpec], coll: str | None, var: dict
                 score: _Part, values: dict[str, _Part], msg_code: str, body_used: frozenset[str], reads: set[str],
                 vf: date | None, vu: date | None) -> tuple[list[str], set[int]]:
     """The fast function's body (unindented) and the constants it names: no error handling, see fastpath.py."""
-    floats = (FeatureType.MONEY, FeatureType.RATIO)
-    fields: dict[str, set[FeatureType]] = {}
-    for spec in registry.values():
-        for name, fspec in spec.item.items():
-            fields.setdefault(name, set()).add(fspec.type)
-    gen = FastGen(in_loop=coll is not None,
-                  float_names=frozenset(v for k, v in var.items() if k in registry and registry[k].type in floats),
-                  float_fields=frozenset(k for k, types in fields.items() if types <= set(floats)))
+    float_features, float_fields = _float_names(registry)
+    gen = FastGen(in_loop=coll is not None, float_names=frozenset(v for k, v in var.items() if k in float_features),
+                  float_fields=float_fields)
     lines: list[str] = []
     loaded: set[str] = set()
 
@@ -376,6 +380,17 @@ def _fast_lines(registry: Mapping[str, FeatureSpec], coll: str | None, var: dict
               "_items.sort(key=_by_score, reverse=True)", "_top = _items[0]",
               "return _new(_O, (_RID, _VER, True, _top[1], tuple(_items), _top[2], (), None))"]
     return lines, gen.consts
+
+
+def _float_names(registry: Mapping[str, FeatureSpec]) -> tuple[frozenset[str], frozenset[str]]:
+    """(money/ratio features, item fields that are money/ratio in every collection): floats by contract."""
+    floats = {FeatureType.MONEY, FeatureType.RATIO}
+    fields: dict[str, set[FeatureType]] = {}
+    for spec in registry.values():
+        for name, fspec in spec.item.items():
+            fields.setdefault(name, set()).add(fspec.type)
+    return (frozenset(k for k, spec in registry.items() if spec.type in floats),
+            frozenset(k for k, types in fields.items() if types <= floats))
 
 
 def _item_reason(registry: Mapping[str, FeatureSpec], coll: str | None, err: _ItemError) -> str:

@@ -99,7 +99,12 @@ class FastGen:
     float_names: frozenset[str] = frozenset()  # feature locals (``_v3``) holding money or ratio values
     float_fields: frozenset[str] = frozenset()  # item fields that are money or ratio in every collection
     preloop: list[str] = field(default_factory=list)  # statements for before the for_each loop
-    consts: set[int] = field(default_factory=set)  # indexes of ``_K`` referenced as ``_K<i>``
+    consts: set[int] = field(default_factory=set)  # indexes of ``_K`` referenced as ``_K<i><suffix>``
+    suffix: str = ""  # appended to every name this rule's code defines (several rules in one function)
+    # takes an aggregate over a collection that a shared loop iterates anyway (see batch.py):
+    # sink(collection local, init statements, statements per element ``_x``) -> taken? (the final statements
+    # stay where the aggregate's own loop would have been)
+    sink: Callable[[str, list[str], list[str]], bool] | None = None
     _available: dict[str, str] = field(default_factory=dict)
     _planned: dict[str, ast.Call] = field(default_factory=dict)
     _temps: int = 0
@@ -119,7 +124,7 @@ class FastGen:
 
     def temp(self, prefix: str) -> str:
         self._temps += 1
-        return f"{prefix}{self._temps}"
+        return f"{prefix}{self._temps}{self.suffix}"
 
     def plan(self, codes: list[str]) -> None:
         """Note every aggregate the function evaluates unconditionally somewhere, for :meth:`hoist` to fuse."""
@@ -137,12 +142,16 @@ class FastGen:
         Other sum/count/min/max aggregates over the same collection with the same filter that the function
         evaluates anyway later are computed in the same loop (one pass instead of several).
         """
-        group = [node]
+        # keys are the dumps of the untouched nodes: the rewrites below change the nodes in place, and a later
+        # segment looks an aggregate up by the dump of its own untouched copy
+        key = ast.dump(node)
+        keyed = [(key, node)]
         if _fusable(node):
             signature = _loop_signature(node)
-            group += [other for key, other in self._planned.items()
-                      if key != ast.dump(node) and key not in self._available and _fusable(other)
+            keyed += [(k, other) for k, other in self._planned.items()
+                      if k != key and k not in self._available and _fusable(other)
                       and _loop_signature(other) == signature and _reads_item(other) == _reads_item(node)]
+        group = [member for _, member in keyed]
         if self.in_loop and not _reads_item(node):
             target, ind = self.preloop, "    "
         else:
@@ -166,22 +175,30 @@ class FastGen:
         lines = [f"{field_var} = _it[{f!r}]" for f, field_var in hoisted.items()]
         cond = " and ".join(_code(c) for c in conds)
         fn = node.func.id  # type: ignore[attr-defined]
+        sink = self.sink if isinstance(comp.iter, ast.Name) and not self.in_loop and not _reads_item(node) else None
+        shared = comp.iter.id if isinstance(comp.iter, ast.Name) else ""
         if fn == "_any" or fn == "_all":
             var = self.temp("_a")
             elt = _code(elts[0])
             hit = "True" if fn == "_any" else "False"
             test = elt if fn == "_any" else f"not {elt}"
+            # in a shared loop: no early exit, the flag is set by the first hit (the same value, more work)
+            per_element = [f"if {cond}:", f"    if {test}:", f"        {var} = {hit}"] if cond else \
+                [f"if {test}:", f"    {var} = {hit}"]
+            if sink is not None and sink(shared, [f"{var} = {'False' if fn == '_any' else 'True'}"], per_element):
+                self._available[key] = var
+                return var
             lines += [f"{var} = {'False' if fn == '_any' else 'True'}", f"for _x in {src}:",
                       f"    if {test}:", f"        {var} = {hit}", "        break"]
-            self._available[ast.dump(node)] = var
+            self._available[key] = var
             target += [ind + line for line in lines]
             return var
         init: list[str] = []
         body: list[str] = []
         final: list[str] = []
-        for member, elt_node in zip(group, elts, strict=True):
+        for (member_key, member), elt_node in zip(keyed, elts, strict=True):
             var = self.temp("_a")
-            self._available[ast.dump(member)] = var
+            self._available[member_key] = var
             member_fn = member.func.id  # type: ignore[attr-defined]
             if _is_count(member):
                 # count(): sum of 1s is an exact int, counted directly
@@ -192,14 +209,14 @@ class FastGen:
                 init.append(f"{var} = []")
                 body.append(f"{var}.append({_code(elt_node)})")
                 final.append(f"{var} = {member_fn}({var})")
-        lines += init + [f"for _x in {src}:"]
-        if cond:
-            lines += [f"    if {cond}:", *(f"        {b}" for b in body)]
-        else:
-            lines += [f"    {b}" for b in body]
+        per_element = [f"if {cond}:", *(f"    {b}" for b in body)] if cond else body
+        if sink is not None and sink(shared, init, per_element):
+            target += [ind + line for line in final]
+            return self._available[key]
+        lines += init + [f"for _x in {src}:", *(f"    {b}" for b in per_element)]
         lines += final
         target += [ind + line for line in lines]
-        return self._available[ast.dump(node)]
+        return self._available[key]
 
 
 def _is_count(node: ast.Call) -> bool:
@@ -246,7 +263,7 @@ class _Rewriter(ast.NodeTransformer):
         if isinstance(node.value, ast.Name) and node.value.id == "_K" and isinstance(node.slice, ast.Constant) \
                 and isinstance(node.slice.value, int):
             self.gen.consts.add(node.slice.value)
-            return _name(f"_K{node.slice.value}")
+            return _name(f"_K{node.slice.value}{self.gen.suffix}")
         self.generic_visit(node)
         return node
 

@@ -111,6 +111,9 @@ class CompiledRule:
     evaluate: Callable[..., RuleOutcome]
     """``evaluate(features, explain=False) -> RuleOutcome``: the generated function itself (one call frame on
     the hot path). It never raises: a runtime problem gives not-eligible plus a reason."""
+    plan: Any = None
+    """The rule's code fragments (a ``batch.RulePlan``) from which several rules are evaluated in one shared
+    function (``core.rules.evaluate_all``); None for a rule built some other way (it is then evaluated alone)."""
 
     def describe(self) -> dict[str, Any]:
         return {

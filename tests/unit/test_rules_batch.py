@@ -1,0 +1,160 @@
+"""The catalogue-level path (one generated function for many rules) gives exactly what each rule gives alone."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from core.rules import batch as batch_module
+from core.rules import compile_rule, evaluate_all, load_catalogue
+from core.rules.batch import batch_evaluator
+from core.scoring import Origin, ScoreBook, rescore
+from tests.unit.data.make_rules_golden import EXTRA_RULES, decode, outcome_text
+from tests.unit.test_rules_fastpath import _damaged_features
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "rules_golden.json.gz"
+CATALOGUE_DIR = Path(__file__).resolve().parents[2] / "rules"
+_CATALOGUE = load_catalogue(CATALOGUE_DIR)
+_RULES = [*_CATALOGUE.values(), *(compile_rule(text, f"{rid}.yaml") for rid, text in EXTRA_RULES.items())]
+
+
+@pytest.fixture(scope="module")
+def vectors() -> list[dict[str, object]]:
+    data: dict[str, Any] = json.loads(gzip.decompress(GOLDEN.read_bytes()))
+    out: list[dict[str, object]] = [decode(v) for v in data["vectors"]]
+    return out
+
+
+def _differences(rules: list[Any], features: dict[str, object]) -> list[str]:
+    together = evaluate_all(rules, features)
+    assert len(together) == len(rules)
+    alone = [rule.evaluate(features) for rule in rules]
+    return [f"{rule.id}: {outcome_text(a)} != {outcome_text(b)}" for rule, a, b in zip(rules, together, alone, strict=True)
+            if a != b or outcome_text(a) != outcome_text(b)]
+
+
+def test_golden_vectors_give_the_per_rule_outcomes(vectors: list[dict[str, object]]) -> None:
+    """200 clean and damaged feature sets (missing features, None, wrong types, NaN, odd items), 40 rules."""
+    assert len(vectors) >= 200
+    differences = [d for v in vectors for d in _differences(_RULES, v)]
+    assert not differences, f"{len(differences)} outcomes differ, first: {differences[:3]}"
+
+
+def test_any_order_and_subset_gives_the_per_rule_outcomes(vectors: list[dict[str, object]]) -> None:
+    rng = random.Random(11)
+    for _ in range(30):
+        rules = rng.sample(_RULES, rng.randint(1, len(_RULES)))
+        if rng.random() < 0.3:
+            rules.append(rules[0])  # the same rule twice is two outcomes
+        for v in rng.sample(vectors, 20):
+            assert not _differences(rules, v)
+
+
+def test_examples_of_every_rule_give_the_per_rule_outcomes() -> None:
+    for rule in _RULES:
+        for example in rule.examples:
+            assert not _differences(_RULES, dict(example.features)), (rule.id, example.name)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_damaged_features())
+def test_damaged_features_give_the_per_rule_outcomes(features: dict[str, object]) -> None:
+    assert not _differences(_RULES, features)
+
+
+COUNTING = """\
+id: counting
+version: 1
+title: Counting
+kind: insight
+trigger: nightly
+when: count(recurring, it.active and it.typical_amount > £5) >= 1
+score: clamp(sum(recurring, it.typical_amount, it.active and it.typical_amount > £5) / £100, 0, 1)
+message: "{balance_available}"
+"""
+
+
+def test_shared_function_shares_the_loops_and_the_feature_reads() -> None:
+    rules = [_CATALOGUE["subscription_unused"], compile_rule(COUNTING, "counting.yaml"), _CATALOGUE["low_balance"],
+             _CATALOGUE["switch_energy"]]
+    code = batch_evaluator(rules).code
+    assert code.count("for _it in _g_recurring:") == 1
+    assert "for _x in" not in code  # the plain rule's count and sum ride along in the shared loop
+    assert code.count("_F['balance_available']") == 1
+    assert code.count("_it['active']") == 1  # read once per item for the three rules that need it
+    assert code.count("_it['typical_amount']") == 1
+
+
+def test_the_function_is_remembered_per_list_and_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = list(_CATALOGUE.values())
+    assert batch_evaluator(rules) is batch_evaluator(list(rules))
+    assert batch_evaluator(rules[:3]) is not batch_evaluator(rules[:4])
+    monkeypatch.setattr(batch_module, "_MAX_CACHED", 2)
+    monkeypatch.setattr(batch_module, "_cache", {})
+    for n in range(1, 6):
+        batch_evaluator(rules[:n])
+    assert len(batch_module._cache) <= 2
+
+
+class _Plain:
+    """A rule from elsewhere (no generated plan): evaluated on its own."""
+
+    id, version, title, kind, cooldown = "plain", 1, "Plain", "insight", None
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def evaluate(self, features: object, explain: bool = False) -> Any:
+        self.calls += 1
+        return _CATALOGUE["low_balance"].evaluate(features, explain)  # type: ignore[arg-type]
+
+    __hash__ = None  # type: ignore[assignment]  # not even hashable
+
+
+def test_rules_from_elsewhere_are_evaluated_one_by_one() -> None:
+    plain = _Plain()
+    features: dict[str, object] = {"balance_available": 50.0}
+    outcomes = evaluate_all([plain, _CATALOGUE["low_balance"]], features)
+    assert plain.calls == 1 and outcomes[0] == outcomes[1] and outcomes[0].eligible
+
+
+def test_rescore_gives_what_rule_by_rule_evaluation_gives(vectors: list[dict[str, object]]) -> None:
+    """Same updates and alerts as scoring each rule alone, through changes, repeats and tombstones."""
+    rules = list(_CATALOGUE.values())
+    now = datetime(2026, 3, 15, 12, tzinfo=UTC)
+    book_a, book_b = ScoreBook(), ScoreBook()
+    for i, v in enumerate(vectors[:60] + vectors[:60]):
+        origin = Origin("transaction", f"t{i}")
+        got = rescore(book_a, rules, v, customer_id="c", now=now, origin=origin, alerts_enabled=True)
+        want = rescore(book_b, [_Alone(r) for r in rules], v, customer_id="c", now=now, origin=origin,
+                       alerts_enabled=True)
+        assert got == want
+    assert book_a == book_b and book_a.scores
+
+
+class _Alone:
+    """Wraps a compiled rule so the batch path does not take it (no plan): the rule-by-rule reference."""
+
+    def __init__(self, rule: Any) -> None:
+        self.rule = rule
+        self.id, self.version, self.title, self.kind, self.cooldown = \
+            rule.id, rule.version, rule.title, rule.kind, rule.cooldown
+
+    def evaluate(self, features: object, explain: bool = False) -> Any:
+        return self.rule.evaluate(features, explain)
+
+
+def test_validity_windows_give_the_per_rule_outcomes(vectors: list[dict[str, object]]) -> None:
+    windowed = [r for r in _RULES if r.valid_from or r.valid_until]
+    assert windowed
+    rules = [*windowed, *_RULES[:6]]
+    for today in (date(2025, 1, 1), date(2026, 3, 15), date(2027, 1, 1), None, "2026-03-15"):
+        for v in vectors[:40]:
+            assert not _differences(rules, {**v, "today": today})
