@@ -254,9 +254,12 @@ def _alerts_for(
     else:
         firing_now = {}
     prefix = f"{rule.id}/"
-    previous = {k for k in book.firing if k.startswith(prefix)}
+    previous = {k for k in book.firing if k.startswith(prefix)} if book.firing else set()
     current = {prefix + k for k in firing_now}
-    book.firing -= previous - current
+    if previous:
+        book.firing -= previous - current
+    if current <= previous:
+        return []  # nothing newly fires (what fires now was already firing, or nothing fires)
     out: list[AlertOut] = []
     cooldown = rule.cooldown.total_seconds() if rule.cooldown else 0.0
     for item_key, item in firing_now.items():

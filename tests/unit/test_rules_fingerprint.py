@@ -57,3 +57,55 @@ def test_a_stored_fingerprint_still_matches() -> None:
 
 
 STORED = "097b721626d9dfc9"
+
+
+def _previous_alerts(book: Any, rule: Any, outcome: Any, now_ts: float, alerts_enabled: bool) -> list[str]:
+    """The alert tracking as the previous code did it (firing keys, cooldown), returning the keys alerted."""
+    if outcome.eligible and outcome.score is not None:
+        firing_now = {str(i.key): i for i in outcome.items} if outcome.items else {"": outcome}
+    else:
+        firing_now = {}
+    prefix = f"{rule.id}/"
+    previous = {k for k in book.firing if k.startswith(prefix)}
+    current = {prefix + k for k in firing_now}
+    book.firing -= previous - current
+    out = []
+    cooldown = rule.cooldown.total_seconds() if rule.cooldown else 0.0
+    for item_key in firing_now:
+        fire_key = prefix + item_key
+        if fire_key in previous:
+            continue
+        book.firing.add(fire_key)
+        last = book.last_alert.get(fire_key)
+        if not alerts_enabled or (last is not None and now_ts - last < cooldown):
+            continue
+        book.last_alert[fire_key] = now_ts
+        out.append(item_key)
+    return out
+
+
+def test_alert_tracking_is_what_it_was() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from core.scoring import Origin, ScoreBook, _alerts_for
+
+    class Rule:
+        version, title, kind = 1, "T", "alert"
+
+        def __init__(self, rule_id: str, cooldown: timedelta | None) -> None:
+            self.id, self.cooldown = rule_id, cooldown
+
+    rng = random.Random(5)
+    rules = [Rule("a", timedelta(hours=2)), Rule("ab", None), Rule("b", timedelta(0))]
+    new, old = ScoreBook(), ScoreBook()
+    for step in range(3000):
+        rule = rng.choice(rules)
+        keys = rng.sample(["x", "y", "z", "a/b"], rng.randint(0, 3))
+        eligible = rng.random() < 0.6
+        items = [(k, rng.random(), f"m {k}") for k in keys] if rng.random() < 0.7 else []
+        outcome = _outcome(1, 0.5 if eligible else None, "msg", items)._replace(eligible=eligible)
+        now = datetime(2026, 3, 15, tzinfo=UTC) + timedelta(minutes=17 * step)
+        enabled = rng.random() < 0.8
+        got = _alerts_for(new, rule, outcome, "c", now, now.timestamp(), Origin("sweep", "s"), enabled)  # type: ignore[arg-type]
+        want = _previous_alerts(old, rule, outcome, now.timestamp(), enabled)
+        assert [a.item_key for a in got] == want and new == old, step
