@@ -8,6 +8,13 @@ categories, merchants, duplicate charges and awaited refunds. Runs in one proces
 process's CPU time (``time.process_time``), so figures are per core even when other work shares the machine
 (a loaded machine still slows each instruction down: the load average is printed first). The catalogue sweep
 is also run through each rule's reference function (the direct translation the fast path falls back to).
+
+The headline row is the catalogue-level path production scoring uses (``core.rules.evaluate_all``: every rule in
+one generated function, see core/rules/batch.py); rule by rule (``CompiledRule.evaluate``) and the reference
+functions run interleaved with it in the same process, so their ratios hold however fast the machine is at the
+moment (the machine reference, ``sum(range(1000))`` in µs, is printed next to the figures: 8-15 µs on a quiet
+day). Its outcomes are compared with rule-by-rule outcomes for every customer. ``rescore`` rows show what
+scoring adds on top of evaluation (fingerprints, alert tracking).
 """
 
 from __future__ import annotations

@@ -167,12 +167,35 @@ def _fingerprint(outcome: OutcomeLike) -> str:
 
 
 def _fingerprint_text(outcome: OutcomeLike) -> str:
-    version, score, message = outcome.rule_version, _rounded(outcome.score), outcome.message or ""
+    version, message = outcome.rule_version, outcome.message or ""
+    if type(version) is int and type(message) is str:
+        texts = []
+        for i in outcome.items:
+            item_message = i.message or ""
+            if type(item_message) is not str:
+                break
+            texts.append(f"[{_JSON_STR(str(i.key))}, {_json_rounded(i.score)}, {_JSON_STR(item_message)}]")
+        else:
+            return f"[{version!r}, {_json_rounded(outcome.score)}, {_JSON_STR(message)}, [{', '.join(texts)}]]"
     items = [(str(i.key), _rounded(i.score), i.message or "") for i in outcome.items]
-    if type(version) is int and type(message) is str and all(type(m) is str for _, _, m in items):
-        texts = [f"[{_JSON_STR(k)}, {_json_number(s)}, {_JSON_STR(m)}]" for k, s, m in items]
-        return f"[{version!r}, {_json_number(score)}, {_JSON_STR(message)}, [{', '.join(texts)}]]"
-    return json.dumps([version, score, message, items])
+    return json.dumps([version, _rounded(outcome.score), message, items])
+
+
+def _json_rounded(score: float | None) -> str:
+    """``json.dumps(_rounded(score))``: the repr of ``round(score, 6)``.
+
+    Between 1e-4 and 1e9 (and at zero) that is the fixed-point text with 6 decimals, trailing zeros dropped:
+    both round the exact binary value half-even to 6 decimals, and a decimal of at most 15 significant digits
+    is the shortest text of the double nearest to it, which is what repr writes. One conversion instead of
+    two; outside that range (where repr switches to exponents or the digits run out) the two-step way.
+    """
+    if score is None:
+        return "null"
+    value = float(score)
+    if 1e-4 <= abs(value) < 1e9 or value == 0.0:
+        text = f"{value:.6f}".rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    return _json_number(round(value, 6))
 
 
 _JSON_STR = json.encoder.encode_basestring_ascii  # what json.dumps escapes strings with (ensure_ascii)

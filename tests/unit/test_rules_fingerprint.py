@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.rules import ItemResult, RuleOutcome
-from core.scoring import _fingerprint, _fingerprint_text, _rounded
+from core.scoring import _fingerprint, _fingerprint_text, _json_rounded, _rounded
 
 
 def _previous(outcome: Any) -> str:
@@ -28,16 +28,28 @@ def _outcome(version: Any, score: Any, message: Any, items: list[tuple[Any, Any,
 
 _TEXT = st.text() | st.sampled_from(["", "£12.50 \"quoted\" \\ back", "\x00\x1f\u2028 tab\t", "\ud800 lone", "😀"])
 _SCORE = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10**20, 10**20) | \
-    st.sampled_from([0.0, -0.0, 1.0, 1e-7, 0.1 + 0.2, 1e16, 5e-324])
+    st.sampled_from([0.0, -0.0, 1.0, 1e-7, -1e-7, 0.1 + 0.2, 1e16, 5e-324, 1e-4, 0.0001, 9.99999e-5, 9.999996e-5,
+                     0.00009999951, 5e-7, 4.9999999e-7, 0.0000015, 0.1234565, 0.1234575, 2.675, 999999999.9999995,
+                     999999999.999999, 1e9, -1e9, 123456.1234565, 0.5, 1e-5, -0.00012345649, 1 - 1e-12]) | \
+    st.floats(-1e10, 1e10) | st.floats(-1e-3, 1e-3) | st.floats(0, 1)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.integers(-3, 10**6) | st.booleans(), _SCORE, _TEXT | st.none(),
        st.lists(st.tuples(_TEXT | st.integers(), _SCORE, _TEXT | st.none()), max_size=4))
 def test_fingerprint_is_the_previous_digest(version: Any, score: Any, message: Any,
                                             items: list[tuple[Any, Any, Any]]) -> None:
     outcome = _outcome(version, score, message, items)
     assert _fingerprint(outcome) == _previous(outcome)
+
+
+def test_rounded_score_text_is_json_dumps_of_the_rounded_score() -> None:
+    rng = random.Random(9)
+    values = [rng.random() for _ in range(20000)] + [rng.uniform(-1e9, 1e9) for _ in range(5000)] + \
+        [10 ** rng.uniform(-8, 10) * rng.choice([1, -1]) for _ in range(20000)] + \
+        [round(rng.random(), 7) for _ in range(5000)] + [k / 2e6 for k in range(-3000, 3000)]
+    for value in values:
+        assert _json_rounded(value) == json.dumps(_rounded(value)), value
 
 
 def test_fingerprint_text_is_json_dumps_text_for_realistic_outcomes() -> None:
