@@ -23,8 +23,10 @@ money is integer pence, ``watermark`` is the latest event day seen):
 
 Serialisation is ``marshal`` of plain containers (fast, C-implemented, stable format version 4) behind a
 one-byte layout version; the dedupe hashes are packed arrays, and so are the numbers of the daily series and of
-the ledger (layout 5): kept in memory as ``array`` columns, they load as a few copies instead of one int object
-per day or entry (a nightly sweep loads every customer and reads every series). A fold of a loaded state looks ids up in the
+the ledger: kept in memory as ``array`` columns, they load as a few copies instead of one int object per day or
+entry (a nightly sweep loads every customer and reads every series). The series are stored as one ``SeriesView``
+(layout 6): every series' days end to end, with running totals, so that a window sum is two bisects and a
+subtraction; a loaded state keeps that view (``features_at`` reads it) until a fold needs the series themselves. A fold of a loaded state looks ids up in the
 packed keys (an aligned byte search) and keeps new ids aside, so the dict of every id is built only when ids are
 dropped (weekly horizon, lapsed pendings, ``MAX_SEEN``); the bytes written are the same either way.
 """
@@ -34,17 +36,19 @@ from __future__ import annotations
 import marshal
 import sys
 from array import array
-from typing import Any
+from typing import Any, TypeAlias
+
+import numpy
 
 __all__ = [
     "DEDUPE_DAYS", "EOD_DAYS", "MAX_SEEN", "HISTORY_CAP", "HISTORY_DAYS", "LEDGER_DAYS", "MAX_MERCHANTS", "MAX_PAYERS",
     "PENDING_DAYS", "RECENT_KEPT", "SERIES_DAYS", "CustomerState", "StateDecodeError",
 ]
 
-LAYOUT_VERSION = 5
+LAYOUT_VERSION = 6
 # 3: merchant histories as lists in the histories blob (read as already decoded); 3 and 4: series and ledger
-# numbers as lists (converted to arrays on load)
-READABLE_LAYOUTS = (3, 4, 5)
+# numbers as lists (converted to arrays on load); 5: each series as its own (days, pence) bytes
+READABLE_LAYOUTS = (3, 4, 5, 6)
 DAY_CODE, PENCE_CODE, FLAGS_CODE = "i", "q", "H"  # array type codes of days, pence and ledger flags
 DEDUPE_DAYS = 95
 MAX_SEEN = 4096  # a very busy customer: past this many ids the horizon shortens (see dedupe_floor)
@@ -62,6 +66,12 @@ RECENT_KEPT = 4
 CREDIT, OWN, REFUND, CARD, CASH, FEE_OD, FEE_CASH, FEE_FX, PENDING = (1 << i for i in range(9))
 
 
+# every series' days end to end, the running total of their pence (one more than days: totals[k] is the sum of
+# the pence before position k), and each series' (start, end) positions: a sum over positions i..j is
+# totals[j] - totals[i]
+SeriesView: TypeAlias = "tuple[array[int], array[int], dict[str, tuple[int, int]]]"
+
+
 class StateDecodeError(ValueError):
     """The bytes are not a customer state this version can read."""
 
@@ -70,8 +80,9 @@ class CustomerState:
     """Mutable per-customer state; build with ``CustomerState()`` or ``CustomerState.from_bytes``."""
 
     __slots__ = (
-        "currency", "first_day", "watermark", "dedupe_floor", "_seen", "_seen_raw", "_seen_new", "pending", "_booked_refs", "series",
+        "currency", "first_day", "watermark", "dedupe_floor", "_seen", "_seen_raw", "_seen_new", "pending", "_booked_refs", "_series",
         "ledger", "_merchants", "_payers", "streams", "incomes", "accounts", "eod", "recent", "_cold_raw",
+        "_series_view",
     )
 
     def __init__(self) -> None:
@@ -89,7 +100,9 @@ class CustomerState:
         self._booked_refs: dict[int, int] = {}
         self._cold_raw: bytes | None = None  # merchants, payers, booked_refs as loaded, until a fold needs them
         # series name -> [sorted days, pence per day] (arrays)
-        self.series: dict[str, list[array[int]]] = {}
+        self._series: dict[str, list[array[int]]] | None = {}
+        # the series as loaded (layout 6), while ``_series`` is None: see ``series_view``
+        self._series_view: SeriesView | None = None
         # parallel columns sorted by day: days, pence, flags (arrays), merchants (list)
         self.ledger: list[Any] = new_ledger()
         # merchant -> [category, sorted days, signed pence]; payer -> [sorted days, pence]
@@ -139,6 +152,26 @@ class CustomerState:
         if self._seen is not None:
             return len(self._seen)
         return len(self._seen_raw[0]) // 8 + len(self._seen_new)
+
+    @property
+    def series(self) -> dict[str, list[array[int]]]:
+        """The daily series, name -> [days, pence per day] (decoded from the loaded view on first use: a fold)."""
+        if self._series is None:
+            view = self._series_view
+            assert view is not None
+            days, totals, index = view
+            pence = array(PENCE_CODE)
+            pence.frombytes(numpy.diff(numpy.frombuffer(totals, dtype=numpy.int64)).tobytes())  # in C: one call
+            self._series = {name: [days[start:end], pence[start:end]] for name, (start, end) in index.items()}
+            self._series_view = None
+        return self._series
+
+    def series_view(self) -> SeriesView:
+        """The series as one ``SeriesView`` (as loaded, or built from the decoded series: they may have changed)."""
+        if self._series is None:
+            assert self._series_view is not None
+            return self._series_view
+        return _series_view(self._series)
 
     def _thaw(self) -> None:
         if self._cold_raw is not None:
@@ -197,9 +230,10 @@ class CustomerState:
                       for name, entry in self._merchants.items()}
             cold = marshal.dumps((packed, self._payers, self._booked_refs), 4)
         days, pence, flags, merchants = self.ledger
+        days_all, totals, index = self.series_view()
         body = (
             self.currency, self.first_day, (self.watermark, self.dedupe_floor), seen_raw, self.pending, cold,
-            {name: (d.tobytes(), v.tobytes()) for name, (d, v) in self.series.items()},
+            (days_all.tobytes(), totals.tobytes(), index),
             (days.tobytes(), pence.tobytes(), flags.tobytes(), merchants),
             self.streams, self.incomes, self.accounts, self.eod, self.recent,
         )
@@ -216,10 +250,14 @@ class CustomerState:
             state = cls.__new__(cls)
             (
                 state.currency, state.first_day, (state.watermark, state.dedupe_floor), state._seen_raw, state.pending,
-                state._cold_raw, state.series, state.ledger, state.streams, state.incomes, state.accounts,
+                state._cold_raw, series, ledger, state.streams, state.incomes, state.accounts,
                 state.eod, state.recent,
             ) = body
-            state.series, state.ledger = _series_ledger(data[0], state.series, state.ledger)
+            state.ledger = _ledger(data[0], ledger)
+            if data[0] >= 6:
+                state._series, state._series_view = None, _loaded_view(series)
+            else:
+                state._series, state._series_view = _series(data[0], series), None
         except (EOFError, ValueError, TypeError, OverflowError) as exc:
             raise StateDecodeError(f"corrupt customer state: {exc}") from exc
         raw = state._seen_raw
@@ -235,9 +273,9 @@ class CustomerState:
             return NotImplemented
         self._thaw()
         other._thaw()
-        skip = ("_seen", "_seen_raw", "_seen_new", "_cold_raw", "_merchants")
+        skip = ("_seen", "_seen_raw", "_seen_new", "_cold_raw", "_merchants", "_series", "_series_view")
         return all(getattr(self, s) == getattr(other, s) for s in self.__slots__ if s not in skip) \
-            and self.seen == other.seen and self.merchants == other.merchants
+            and self.seen == other.seen and self.merchants == other.merchants and self.series == other.series
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -252,11 +290,11 @@ def new_series() -> list[array[int]]:
     return [array(DAY_CODE), array(PENCE_CODE)]
 
 
-def _series_ledger(layout: int, series: Any, ledger: Any) -> tuple[dict[str, list[array[int]]], list[Any]]:
-    """The series and ledger of a decoded body as arrays (layout 5: from their bytes; 3 and 4: from lists)."""
+def _ledger(layout: int, ledger: Any) -> list[Any]:
+    """The ledger of a decoded body as array columns (layout 5 on: from their bytes; 3 and 4: from lists)."""
     packed = bytes if layout >= 5 else list
-    if not isinstance(series, dict) or not isinstance(ledger, tuple | list) or len(ledger) != 4:
-        raise ValueError("series or ledger has the wrong shape")
+    if not isinstance(ledger, tuple | list) or len(ledger) != 4:
+        raise ValueError("the ledger has the wrong shape")
     days, pence, flags, merchants = ledger
     if not (isinstance(days, packed) and isinstance(pence, packed) and isinstance(flags, packed)
             and isinstance(merchants, list)):
@@ -264,6 +302,14 @@ def _series_ledger(layout: int, series: Any, ledger: Any) -> tuple[dict[str, lis
     columns = [array(DAY_CODE, days), array(PENCE_CODE, pence), array(FLAGS_CODE, flags), merchants]
     if not len(columns[0]) == len(columns[1]) == len(columns[2]) == len(merchants):
         raise ValueError("ledger columns differ in length")
+    return columns
+
+
+def _series(layout: int, series: Any) -> dict[str, list[array[int]]]:
+    """Layouts 3 to 5: each series on its own (5: its days and pence as bytes; 3 and 4: as lists)."""
+    packed = bytes if layout >= 5 else list
+    if not isinstance(series, dict):
+        raise ValueError("the series have the wrong shape")
     out = {}
     for name, entry in series.items():
         if not (isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], packed)
@@ -272,7 +318,40 @@ def _series_ledger(layout: int, series: Any, ledger: Any) -> tuple[dict[str, lis
         d, v = out[name] = [array(DAY_CODE, entry[0]), array(PENCE_CODE, entry[1])]
         if len(d) != len(v):
             raise ValueError(f"series {name!r}: days and values differ in length")
-    return out, columns
+    return out
+
+
+def _series_view(series: dict[str, list[array[int]]]) -> SeriesView:
+    """Every series' days end to end, the running total of their pence, and each series' (start, end)."""
+    days = array(DAY_CODE)
+    pence = array(PENCE_CODE)
+    index = {}
+    for name, (d, v) in series.items():
+        start = len(days)
+        days.extend(d)
+        pence.extend(v)
+        index[name] = (start, len(days))
+    totals = array(PENCE_CODE, (0,))
+    totals.frombytes(numpy.cumsum(numpy.frombuffer(pence, dtype=numpy.int64)).tobytes())  # in C: one call
+    return days, totals, index
+
+
+def _loaded_view(raw: Any) -> SeriesView:
+    """Layout 6's series: the view's arrays from their bytes, checked for shape and bounds."""
+    if not (isinstance(raw, tuple) and len(raw) == 3 and isinstance(raw[0], bytes) and isinstance(raw[1], bytes)
+            and isinstance(raw[2], dict)):
+        raise ValueError("the series have the wrong shape")
+    days, totals, index = array(DAY_CODE, raw[0]), array(PENCE_CODE, raw[1]), raw[2]
+    if len(totals) != len(days) + 1:
+        raise ValueError("the series' totals do not match their days")
+    cursor = 0
+    for name, span in index.items():
+        if not (isinstance(span, tuple) and len(span) == 2 and span[0] == cursor and span[0] <= span[1]):
+            raise ValueError(f"series {name!r} has a bad span")
+        cursor = span[1]
+    if cursor != len(days):
+        raise ValueError("the series' spans do not cover their days")
+    return days, totals, index
 
 
 def _packed_index(packed: bytes, id_hash: int) -> int:

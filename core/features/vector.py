@@ -9,7 +9,6 @@ earlier ``as_of`` transactions after it are left out of windows but detected str
 from __future__ import annotations
 
 import calendar
-from array import array
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
@@ -19,7 +18,7 @@ from typing import Any
 
 from core.features.recurring import AMOUNT_TOLERANCE, CADENCE_DAYS
 from core.features.registry import REGISTRY
-from core.features.state import CARD, CASH, CREDIT, FEE_CASH, FEE_FX, OWN, REFUND, CustomerState
+from core.features.state import CARD, CASH, CREDIT, FEE_CASH, FEE_FX, OWN, REFUND, CustomerState, SeriesView
 
 __all__ = ["TOP_MERCHANTS", "changed_features", "features_at"]
 
@@ -41,24 +40,11 @@ def _fromordinal(day: int) -> date:
 _RARE = CASH | FEE_CASH | FEE_FX
 
 
-def _windows(entry: list[array[int]], bounds: tuple[int, ...]) -> list[int]:
-    """Sums of the daily series between consecutive ``bounds`` (each segment is ``(b[i], b[i+1]]``)."""
-    days, values = entry
-    out = []
-    lo = bisect_right(days, bounds[0])
-    for b in bounds[1:]:
-        hi = bisect_right(days, b, lo)
-        out.append(sum(values[lo:hi]) if hi > lo else 0)
-        lo = hi
-    return out
-
-
-def _window(entry: list[array[int]], lo: int, hi: int) -> int:
-    """Sum of the daily series over the days ``(lo, hi]``."""
-    days, values = entry
-    i = bisect_right(days, lo)
-    j = bisect_right(days, hi, i)
-    return sum(values[i:j]) if j > i else 0
+def _window(view: SeriesView, span: tuple[int, int], lo: int, hi: int) -> int:
+    """Sum of one series (its ``span`` in the view) over the days ``(lo, hi]``."""
+    days, totals, _ = view
+    start, end = span
+    return totals[bisect_right(days, hi, start, end)] - totals[bisect_right(days, lo, start, end)]
 
 
 def _month_start(d: date, back: int) -> date:
@@ -126,7 +112,7 @@ def _overdraft_days_one(eod: dict[int, list[Any]], start: int, t: int) -> int:
 class _Context:
     """Inputs shared by the feature groups, each computed at most once per call."""
 
-    __slots__ = ("state", "today", "t", "f", "_ledger", "_streams", "_income", "_activity")
+    __slots__ = ("state", "today", "t", "f", "_ledger", "_streams", "_income", "_activity", "_view")
 
     def __init__(self, state: CustomerState, as_of: datetime) -> None:
         self.state = state
@@ -137,6 +123,13 @@ class _Context:
         self._streams: tuple[float, list[tuple[int, int]]] | None = None
         self._income: tuple[Any, ...] | None = None
         self._activity: tuple[dict[str, int], dict[str, int], dict[tuple[str, int], list[int]]] | None = None
+        self._view: SeriesView | None = None
+
+    def view(self) -> SeriesView:
+        """The state's daily series as one view (window sums by bisection), once per call."""
+        if self._view is None:
+            self._view = self.state.series_view()
+        return self._view
 
     def ledger(self) -> tuple[int, int]:
         """Index range of the ledger's last 30 days."""
@@ -219,25 +212,41 @@ def _g_balances(c: _Context) -> None:
 
 def _g_spend(c: _Context) -> None:
     f, t = c.f, c.t
-    spend = c.state.series.get("spend")
+    view = c.view()
+    days, totals, index = view
+    spend = index.get("spend")
     if spend is not None:
-        p180, p90, p60, p30, p7 = _windows(spend, (t - 180, t - 90, t - 60, t - 30, t - 7, t))
+        start, end = spend
+        i180 = bisect_right(days, t - 180, start, end)
+        i90 = bisect_right(days, t - 90, i180, end)
+        i60 = bisect_right(days, t - 60, i90, end)
+        i30 = bisect_right(days, t - 30, i60, end)
+        i7 = bisect_right(days, t - 7, i30, end)
+        now = totals[bisect_right(days, t, i7, end)]
+        p7, p30, p90 = now - totals[i7], now - totals[i30], now - totals[i90]
+        p60, p180 = totals[i30] - totals[i60], totals[i90] - totals[i180]
         before_month, before_last_month, same_day = _month_bounds(c.today)
-        mtd = _window(spend, before_month, t)
-        lmtd = _window(spend, before_last_month, same_day)
+        mtd = now - totals[bisect_right(days, before_month, start, end)]
+        lmtd = _window(view, spend, before_last_month, same_day)
     else:
         p180 = p90 = p60 = p30 = p7 = mtd = lmtd = 0
     f["spend_7d"] = max(0, p7) / 100
-    f["spend_30d"] = max(0, p30 + p7) / 100
-    f["spend_90d"] = max(0, p90 + p60 + p30 + p7) / 100
+    f["spend_30d"] = max(0, p30) / 100
+    f["spend_90d"] = max(0, p90) / 100
     f["spend_prev_30d"] = max(0, p60) / 100
     f["spend_prev_90d"] = max(0, p180) / 100
     f["spend_month_to_date"] = max(0, mtd) / 100
     f["spend_last_month_to_date"] = max(0, lmtd) / 100
-    od = c.state.series.get("od_fee")
-    od60, od30 = _windows(od, (t - 90, t - 30, t)) if od is not None else (0, 0)
+    od = index.get("od_fee")
+    if od is not None:
+        i90 = bisect_right(days, t - 90, od[0], od[1])
+        i30 = bisect_right(days, t - 30, i90, od[1])
+        now = totals[bisect_right(days, t, i30, od[1])]
+        od90, od30 = now - totals[i90], now - totals[i30]
+    else:
+        od90 = od30 = 0
     f["overdraft_fees_30d"] = od30 / 100
-    f["overdraft_fees_90d"] = (od60 + od30) / 100
+    f["overdraft_fees_90d"] = od90 / 100
 
 
 def _g_ledger(c: _Context) -> None:
@@ -321,32 +330,29 @@ def _g_duplicates(c: _Context) -> None:
 def _g_categories(c: _Context) -> None:
     t = c.t
     t120, t90, t60, t30, t7 = t - 120, t - 90, t - 60, t - 30, t - 7
-    series = c.state.series
+    days, totals, index = c.view()
     categories = []
-    for name in sorted(series):
+    for name in sorted(index):
         if name in _NOT_CATEGORIES:
             continue
-        days, values = series[name]
-        # index of the first day after each bound (the segments of _windows, inlined: one per category)
-        i120 = bisect_right(days, t120)
-        i90 = bisect_right(days, t90, i120)
-        i60 = bisect_right(days, t60, i90)
-        i30 = bisect_right(days, t30, i60)
-        i7 = bisect_right(days, t7, i30)
-        end = bisect_right(days, t, i7)
-        if end == i120:
+        start, end = index[name]
+        # the running total after each bound: a window's sum is the difference of two
+        i120 = bisect_right(days, t120, start, end)
+        i90 = bisect_right(days, t90, i120, end)
+        i60 = bisect_right(days, t60, i90, end)
+        i30 = bisect_right(days, t30, i60, end)
+        i7 = bisect_right(days, t7, i30, end)
+        i0 = bisect_right(days, t, i7, end)
+        if i0 == i120:
             continue  # nothing in the 120 days
-        c120, c90, c60 = sum(values[i120:i90]), sum(values[i90:i60]), sum(values[i60:i30])
-        c30, c7 = sum(values[i30:i7]), sum(values[i7:end])
-        if not (c120 or c90 or c60 or c30 or c7):
-            continue
-        c30 += c7  # the 30 days to today
-        c120 += c90 + c60  # the 90 days before the last 30
-        c90 += c60 + c30  # the 90 days to today
+        s120, s90, s60, s30, s7, now = totals[i120], totals[i90], totals[i60], totals[i30], totals[i7], totals[i0]
+        if s120 == s90 == s60 == s30 == s7 == now:
+            continue  # every segment sums to zero
+        c7, c30, c60, c90, prev90 = now - s7, now - s30, s30 - s60, now - s90, s30 - s120
         categories.append({
             "category": name, "spend_7d": (c7 if c7 > 0 else 0) / 100, "spend_30d": (c30 if c30 > 0 else 0) / 100,
             "spend_prev_30d": (c60 if c60 > 0 else 0) / 100, "spend_90d": (c90 if c90 > 0 else 0) / 100,
-            "avg_monthly_prev_90d": (c120 if c120 > 0 else 0) / 300,
+            "avg_monthly_prev_90d": (prev90 if prev90 > 0 else 0) / 300,
         })
     c.f["categories"] = categories
 
@@ -439,8 +445,9 @@ def _g_forward(c: _Context) -> None:
     bal = f["balance_available"]
     f["projected_balance_at_payday"] = bal - due if isinstance(bal, float) else None
     history = min(90, max(30, t - state.first_day)) if state.first_day else 30
-    spend = state.series.get("spend")
-    spent = max(0, _window(spend, t - history, t)) if spend is not None else 0
+    view = c.view()
+    spend = view[2].get("spend")
+    spent = max(0, _window(view, spend, t - history, t)) if spend is not None else 0
     other = max(0.0, spent / (history / 30.4375) - bills_monthly)
     f["monthly_surplus"] = (income_monthly - bills_monthly - other) / 100
 

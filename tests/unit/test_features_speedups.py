@@ -179,38 +179,72 @@ def test_a_fold_decodes_only_the_merchant_it_touches() -> None:
     assert all(not isinstance(entry, bytes) for entry in state.merchants.values())  # all decoded on request
 
 
-def _layout_4_body(state: CustomerState) -> list[object]:
-    """The state's body as layout 4 wrote it: series and ledger numbers as lists, not packed arrays."""
+def _older_body(state: CustomerState, layout: int) -> list[object]:
+    """The state's body as layout 5 wrote it (each series' days and pence as bytes of its own), or as layouts 3
+    and 4 did (series and ledger numbers as lists; 3 also left the merchant histories unpacked)."""
     body = list(marshal.loads(state.to_bytes()[1:]))
-    body[6] = {name: [list(array("i", days)), list(array("q", pence))] for name, (days, pence) in body[6].items()}
-    days, pence, flags, merchants = body[7]
-    body[7] = [list(array("i", days)), list(array("q", pence)), list(array("H", flags)), merchants]
-    return body
-
-
-@pytest.mark.parametrize("layout", [3, 4])
-def test_older_layouts_are_still_read(layout: int) -> None:
-    """Layout-3 (histories as lists, not packed) and layout-4 states (series and ledger as lists) load, fold
-    and encode as the current layout."""
-    current = folded(_shops())
-    body = _layout_4_body(current)
-    assert isinstance(body[6]["spend"][0], list) and len(body[6]["spend"][0]) == 60
+    days_raw, totals_raw, index = body[6]
+    days, totals = array("i", days_raw), array("q", totals_raw)
+    series = {name: (days[start:end], array("q", [totals[k + 1] - totals[k] for k in range(start, end)]))
+              for name, (start, end) in index.items()}
+    if layout == 5:
+        body[6] = {name: (d.tobytes(), v.tobytes()) for name, (d, v) in series.items()}
+        return body
+    body[6] = {name: [list(d), list(v)] for name, (d, v) in series.items()}
+    days_l, pence, flags, merchants = body[7]
+    body[7] = [list(array("i", days_l)), list(array("q", pence)), list(array("H", flags)), merchants]
     if layout == 3:
         packed, payers, booked_refs = marshal.loads(body[5])
         body[5] = marshal.dumps(({name: marshal.loads(entry) for name, entry in packed.items()}, payers,
                                  booked_refs), 4)
+    return body
+
+
+@pytest.mark.parametrize("layout", [3, 4, 5])
+def test_older_layouts_are_still_read(layout: int) -> None:
+    """Layout-3 (histories as lists, not packed), layout-4 (series and ledger as lists) and layout-5 states (each
+    series packed on its own) load, fold and encode as the current layout."""
+    current = folded(_shops())
+    body = _older_body(current, layout)
+    spend = body[6]["spend"]  # type: ignore[index]
+    assert len(spend[0]) == (60 if layout < 5 else 240) and len(current.series["spend"][0]) == 60
     old = CustomerState.from_bytes(bytes((layout,)) + marshal.dumps(tuple(body), 4))
     assert old == current
     nxt = tx("s60", 60, "5.25", merchant="Greggs")
-    assert fold(old, nxt) == fold(current, nxt)
-    assert old.to_bytes()[0] == 5 and CustomerState.from_bytes(old.to_bytes()) == current
     assert features_at(old, nxt.booked_at) == features_at(current, nxt.booked_at)
+    assert fold(old, nxt) == fold(current, nxt)
+    assert old.to_bytes()[0] == 6 and CustomerState.from_bytes(old.to_bytes()) == current
+    assert features_at(old, nxt.booked_at) == features_at(CustomerState.from_bytes(current.to_bytes()), nxt.booked_at)
+
+
+def test_a_loaded_state_keeps_its_series_view_until_a_fold_needs_the_series() -> None:
+    """features_at and to_bytes read the loaded view as it is; the first fold decodes the series from it (the
+    running totals back to pence per day) and later writes encode the changed series."""
+    current = folded(_shops())
+    data = current.to_bytes()
+    loaded = CustomerState.from_bytes(data)
+    at = tx("x", 61, "1.00").booked_at
+    assert features_at(loaded, at) == features_at(current, at)
+    assert loaded._series is None and _body(loaded) == _body(current)
+    nxt = tx("s60", 61, "5.25", merchant="Greggs")
+    assert fold(loaded, nxt) == fold(current, nxt)
+    assert loaded._series is not None and loaded.series == current.series
+    assert _body(loaded) == _body(current)
+    assert features_at(CustomerState.from_bytes(loaded.to_bytes()), at) == features_at(current, at)
+
+
+def _spans(view: tuple[bytes, bytes, dict[str, tuple[int, int]]], name: str, span: object) -> object:
+    return (view[0], view[1], {**view[2], name: span})
 
 
 @pytest.mark.parametrize(("field", "damage"), [
-    (6, lambda series: {**series, "spend": (series["spend"][0], series["spend"][1][:-8])}),  # one value short
-    (6, lambda series: {**series, "spend": (series["spend"][0][:-1], series["spend"][1])}),  # not whole days
-    (6, lambda series: {**series, "spend": [list(array("i", series["spend"][0])), series["spend"][1]]}),  # a list
+    (6, lambda view: (view[0], view[1][:-8], view[2])),  # one running total short
+    (6, lambda view: (view[0][:-1], view[1], view[2])),  # not whole days
+    (6, lambda view: (list(array("i", view[0])), view[1], view[2])),  # a list
+    (6, lambda view: _spans(view, "spend", (view[2]["spend"][0] + 1, view[2]["spend"][1]))),  # a gap
+    (6, lambda view: _spans(view, "zzz", (len(view[0]) // 4, len(view[0]) // 4 + 3))),  # past the end
+    (6, lambda view: _spans(view, "spend", [*view[2]["spend"]])),
+    (6, lambda view: view[:2]),
     (7, lambda ledger: (ledger[0], ledger[1][:-8], ledger[2], ledger[3])),  # an entry short of pence
     (7, lambda ledger: (ledger[0], ledger[1], ledger[2], tuple(ledger[3]))),
     (7, lambda ledger: ledger[:3]),
@@ -221,6 +255,18 @@ def test_corrupt_packed_series_or_ledger_is_a_decode_error(field: int, damage: o
     body[field] = damage(body[field])  # type: ignore[operator]
     with pytest.raises(StateDecodeError, match="corrupt customer state"):
         CustomerState.from_bytes(data[:1] + marshal.dumps(tuple(body), 4))
+
+
+@pytest.mark.parametrize("damage", [
+    lambda series: {**series, "spend": (series["spend"][0], series["spend"][1][:-8])},  # one value short
+    lambda series: {**series, "spend": (series["spend"][0][:-1], series["spend"][1])},  # not whole days
+    lambda series: {**series, "spend": [list(array("i", series["spend"][0])), series["spend"][1]]},  # a list
+])
+def test_corrupt_layout_5_series_is_a_decode_error(damage: object) -> None:
+    body = _older_body(folded(_shops()), 5)
+    body[6] = damage(body[6])  # type: ignore[operator]
+    with pytest.raises(StateDecodeError, match="corrupt customer state"):
+        CustomerState.from_bytes(bytes((5,)) + marshal.dumps(tuple(body), 4))
 
 
 def test_a_corrupt_merchant_history_is_a_decode_error() -> None:
@@ -239,6 +285,7 @@ def test_cached_dates_and_group_choices_change_no_result(monkeypatch: pytest.Mon
     uncached paths give; an unknown name is still refused through the cache."""
     from core.features import vector
 
+    monkeypatch.setattr(vector, "_DATES", {})  # other tests' dates out of the way
     monkeypatch.setattr(vector, "_DATES_KEPT", 3)
     days = [date(2025, 1, 1).toordinal() + d for d in (0, 1, 2, 3, 0, 400)]
     assert [vector._fromordinal(d) for d in days] == [date.fromordinal(d) for d in days]
