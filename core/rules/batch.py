@@ -128,25 +128,39 @@ class _Section:
         return lines
 
     def plain(self) -> list[str]:
-        """A rule without for_each (unindented): assigns its outcome to ``_o<i>``."""
+        """A rule without for_each (unindented): assigns its outcome to ``_o<i>``.
+
+        It reads each feature just before the first test that needs it, as the rule's own fast function
+        does: a feature behind a failing condition is never touched (touching a value costs a memory access).
+        """
         p, s, o = self.plan, self.sfx, self.out
         ind = ""
         lines = [f"{ind}try:"]
         cur = ind + "    "
-        checks: list[tuple[list[str], str, str]] = []
+        loaded: set[str] = set()
+
+        def load(codes: list[str], at: str) -> list[str]:
+            names = sorted({n.id for code in codes for n in ast.walk(ast.parse(code, mode="eval"))
+                            if isinstance(n, ast.Name) and n.id.startswith("_g_")} - loaded)
+            loaded.update(names)
+            return [f"{at}{name} = _F[{name[3:]!r}]" for name in names]
+
+        checks: list[tuple[str, str]] = []
         if p.valid_from:
-            checks.append(([], f"{_feature_local('today')} >= _VF{s}", f"_NW0{s}"))
+            checks.append((f"{_feature_local('today')} >= _VF{s}", f"_NW0{s}"))
         if p.valid_until:
-            checks.append(([], f"{_feature_local('today')} <= _VU{s}", f"_NW1{s}"))
-        for check_pre, test, otherwise in checks:
-            lines += check_pre
+            checks.append((f"{_feature_local('today')} <= _VU{s}", f"_NW1{s}"))
+        for test, otherwise in checks:
+            lines += load([test], cur)
             lines += [f"{cur}if not ({test}): {o} = {otherwise}", f"{cur}else:"]
             cur += "    "
         for i, cond in enumerate(self.conds):
+            lines += load([cond], cur)
             pre, (code,) = self.gen.segment([cond], cur)
             lines += pre
             lines += [f"{cur}if not {code}: {o} = _NE{i}{s}", f"{cur}else:"]
             cur += "    "
+        lines += load([self.score, *(c for _, c in self.values), self.message], cur)
         lines += self.body(cur)
         lines.append(f"{cur}{o} = _new(_O, (_RID{s}, _VER{s}, True, _s, (), {self._msg}, (), None))")
         lines += [f"{ind}except Exception:", f"{ind}    {o} = _REF{s}(_F)"]
@@ -223,11 +237,24 @@ def _item_field_reads(node: ast.AST) -> list[str]:
             and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str) and n.slice.value.isidentifier()]
 
 
+def _first_reads(part: ast.stmt) -> list[str]:
+    """Item fields a rule's part of the loop reads for every item: before and in its first test."""
+    body = part.body if isinstance(part, ast.Try) else [part]
+    out: list[str] = []
+    for stmt in body:
+        if isinstance(stmt, ast.If):
+            return out + _item_field_reads(stmt.test)
+        out += _item_field_reads(stmt)
+    return out
+
+
 def _share_item_fields(tree: ast.Module) -> None:
-    """Each shared loop reads the item fields its code reads in two or more places once per item, up front.
+    """Each shared loop reads once per item, up front, the item fields that its code reads in two or more
+    places of which one is reached for every item (a rule's first test).
 
     A read that fails (an item without the field, or not a mapping) fails every rule of the loop over to its
-    reference function; a field read in one place only is left where it is (often behind conditions).
+    reference function. A field read only behind some rule's conditions is left where it is: reading it for
+    every item would touch values (and memory) most evaluations never need.
     """
     for loop in ast.walk(tree):
         if not (isinstance(loop, ast.For) and isinstance(loop.target, ast.Name) and loop.target.id == "_it"):
@@ -235,7 +262,8 @@ def _share_item_fields(tree: ast.Module) -> None:
         counts: dict[str, int] = {}
         for name in _item_field_reads(loop):
             counts[name] = counts.get(name, 0) + 1
-        shared = {name for name, n in counts.items() if n >= 2}
+        always = {name for part in loop.body for name in _first_reads(part)}
+        shared = {name for name, n in counts.items() if n >= 2 and name in always}
         if not shared:
             continue
         loop.body = [_SharedFields(shared).visit(part) for part in loop.body]
@@ -251,10 +279,7 @@ def _element_as_item(statements: list[str], indent: str) -> list[str]:
 
 def _source(sections: list[_Section]) -> str:
     """The shared function's source (before the shared item fields are put in by :func:`_share_item_fields`)."""
-    features = sorted({name for sec in sections for name in sec.plan.feature_vars})
-    lines = ["def _evaluate_all(_F):", "    try:"]
-    lines += [f"        {_feature_local(n)} = _F[{n!r}]" for n in features]
-    lines += ["    except Exception:", "        return [_ref(_F) for _ref in _REFS]"]
+    lines: list[str] = []
     groups: dict[str, list[_Section]] = {}
     for sec in sections:
         if sec.plan.coll is not None:
@@ -284,6 +309,16 @@ def _source(sections: list[_Section]) -> str:
             lines += sec.after_loop("    ")
     for sec, plain in deferred:  # after the loops that computed their aggregates
         lines += [f"    if _bad{sec.index}: {sec.out} = _REF{sec.sfx}(_F)", "    else:", *("        " + x for x in plain)]
+    # read up front: what the shared loops need (plain rules read their own features, see _Section.plain)
+    features = {name for sec in sections if sec.plan.coll is not None for name in sec.plan.feature_vars}
+    for sec, _ in deferred:
+        features |= {n.id[3:] for code in sec.fused.values() for n in ast.walk(ast.parse("\n".join(code)))
+                     if isinstance(n, ast.Name) and n.id.startswith("_g_")}
+    top = ["def _evaluate_all(_F):"]
+    if features:
+        top += ["    try:", *(f"        {_feature_local(n)} = _F[{n!r}]" for n in sorted(features)),
+                "    except Exception:", "        return [_ref(_F) for _ref in _REFS]"]
+    lines = top + lines
     lines.append("    return [" + ", ".join(sec.out for sec in sections) + "]")
     return "\n".join(lines) + "\n"
 

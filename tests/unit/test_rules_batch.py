@@ -83,13 +83,17 @@ message: "{balance_available}"
 
 def test_shared_function_shares_the_loops_and_the_feature_reads() -> None:
     rules = [_CATALOGUE["subscription_unused"], compile_rule(COUNTING, "counting.yaml"), _CATALOGUE["low_balance"],
-             _CATALOGUE["switch_energy"]]
+             _CATALOGUE["switch_energy"], _CATALOGUE["switch_broadband_mobile"]]
     code = batch_evaluator(rules).code
     assert code.count("for _it in _g_recurring:") == 1
     assert "for _x in" not in code  # the plain rule's count and sum ride along in the shared loop
-    assert code.count("_F['balance_available']") == 1
-    assert code.count("_it['active']") == 1  # read once per item for the three rules that need it
-    assert code.count("_it['typical_amount']") == 1
+    assert code.count("_F['today']") == 1  # both switch rules compare dates with today: read once, up front
+    assert code.count("_it['active']") == 1  # read once per item for the rules that need it
+    assert code.count("_it['category']") == 1
+    # a plain rule reads its features in its own part, just before the test that needs them
+    up_front = code.split("except Exception:")[0]
+    assert "_F['recurring']" in up_front and "_F['balance_available']" not in up_front
+    assert code.count("_F['balance_available']") == 2  # low_balance's test, counting's message
 
 
 def test_the_function_is_remembered_per_list_and_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
