@@ -184,7 +184,8 @@ def _series_add(state: CustomerState, name: str, keep_days: int, day: int, pence
     if entry is None:
         entry = state.series[name] = new_series()
     days, values = entry
-    i = bisect_left(days, day)
+    # the usual case is today's day or a later one: no bisection (each probe of an array makes an int)
+    i = len(days) if not days or days[-1] < day else bisect_left(days, day)
     if i < len(days) and days[i] == day:
         values[i] += pence
         if values[i] == 0:
@@ -321,7 +322,10 @@ def _apply(state: CustomerState, kind: Kind, sign: int, changed: set[str]) -> No
 
 def _ledger_change(state: CustomerState, day: int, pence: int, flags: int, merchant: str, sign: int) -> None:
     days, values, flag_list, merchants = state.ledger
-    lo, hi = bisect_left(days, day), bisect_right(days, day)
+    if not days or days[-1] < day:  # a later day than any (the usual case): no bisection
+        lo = hi = len(days)
+    else:
+        lo, hi = bisect_left(days, day), bisect_right(days, day)
     if sign > 0:
         key = (pence, flags, merchant)
         i = lo
@@ -382,12 +386,15 @@ def _advance(state: CustomerState, day: int, changed: set[str]) -> None:
     for name in list(state.series):
         days, values = state.series[name]
         keep = SERIES_DAYS if name == "spend" else CATEGORY_DAYS
+        if not days or days[0] >= day - keep:
+            continue  # nothing to drop (the usual case): no bisection
         i = bisect_left(days, day - keep)
         if i:
             del days[:i], values[:i]
             if not days:
                 del state.series[name]
-    i = bisect_left(state.ledger[0], day - LEDGER_DAYS)
+    l_days = state.ledger[0]
+    i = bisect_left(l_days, day - LEDGER_DAYS) if l_days and l_days[0] < day - LEDGER_DAYS else 0
     if i:
         for column in state.ledger:
             del column[:i]
