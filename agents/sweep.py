@@ -1,11 +1,13 @@
-"""The sweep path: one request per customer, evaluated from the customer's stored features.
+"""The sweep path: requests naming customers, each evaluated from the customer's stored features.
 
 Requests are keyed by customer id on a topic co-partitioned with ``transactions``, so each lands on the
-worker that owns the customer's record. Feature windows are advanced to the request's ``as_of`` (event
-time), the requested rules evaluated with the same evaluator as the real-time path, and only changed scores
-(plus tombstones) are emitted: running a sweep twice emits nothing the second time, and replaying one
-reproduces its scores. The sweep runs in its own agent and yields to the event loop every few customers,
-so the transactions agent is never held up for long (see bench/bench_sweep.py for the measured bound).
+worker that owns the customer's record; one request may carry more customers of the same partition
+(``more_customer_ids``: the publisher groups them, as Faust's per-message cost equals a customer's whole
+evaluation). Feature windows are advanced to the request's ``as_of`` (event time), the requested rules
+evaluated with the same evaluator as the real-time path, and only changed scores (plus tombstones) are
+emitted: running a sweep twice emits nothing the second time, and replaying one reproduces its scores. The
+sweep runs in its own agent and yields to the event loop every few customers, so the transactions agent is
+never held up for long (see bench/bench_sweep.py for the measured bound).
 """
 
 from __future__ import annotations
@@ -21,19 +23,36 @@ from faust import StreamT
 from faust.types import EventT
 
 from agents.plumbing import AgentIO
-from core.customer import CustomerRecord, sweep_customer
+from core.customer import CustomerRecord, reads_of, sweep_customer
 from core.scoring import Origin
 from schemas.codec import DecodeError, default_codec
 from streams.app import Pipeline
 from streams.event_context import event_context
 from streams.metrics import EVALUATION_SECONDS, EVALUATIONS, EVENTS_IN, SWEEP_CUSTOMERS
-from streams.sweeps import active_customers, publish_sweep, watch_sweep
+from streams.sweeps import active_customers, partition_of, publish_sweep, watch_sweep
 
 __all__ = ["register", "rules_for_request"]
 
-BATCH_MAX = 256
+BATCH_MAX = 32  # request messages per batch (up to sweep_customers_per_request customers each)
 BATCH_WITHIN_S = 0.05
-YIELD_EVERY = 16  # customers between two yields to the event loop (~16 x 30 rules x 3 us)
+YIELD_EVERY = 16  # customers between two yields to the event loop (a few ms)
+
+
+class CustomerFailed(Exception):
+    """One customer of a request could not be swept: names the customer in the dead letter's error."""
+
+    def __init__(self, customer_id: str, cause: BaseException) -> None:
+        super().__init__(f"customer {customer_id!r}: {type(cause).__name__}: {cause}")
+        self.customer_id = customer_id
+
+
+class RequestPlan(NamedTuple):
+    """What one request evaluates, worked out once for all its customers."""
+
+    rules: list[Any]
+    removed: list[str]
+    reads: frozenset[str]
+    origin: Origin
 
 
 class Counts(NamedTuple):
@@ -68,6 +87,7 @@ def register(pipeline: Pipeline) -> None:
     )
     pipeline.tables["sweep-counts"] = progress
     progress_topic = pipeline.topics["sweep-progress"]
+    partitions = pipeline.settings.topic_partitions
 
     def add_counts(
         batch: dict[bytes, tuple[EventT, Counts]], event: EventT, sweep_id: str, counts: Counts
@@ -92,37 +112,81 @@ def register(pipeline: Pipeline) -> None:
                 progress[key] = value
             progress_topic.send_soon(key=key, value=value)
 
-    def sweep_one(event: EventT, request: dict[str, Any]) -> Counts:
-        started = time.perf_counter()
-        customer_id = request["customer_id"]
-        with event_context(event):
-            raw = customers.get(event.key)
+    def sweep_one(event: EventT, request: dict[str, Any], plan: RequestPlan, customer_id: str) -> Counts:
+        with event_context(event):  # the customer's partition is the request's: the table reads that store
+            key = customer_id.encode()
+            raw = customers.get(key)
             if raw is None:  # never seen a transaction: nothing to evaluate, nothing emitted
                 return Counts(customers=1, skipped=1)
             record = CustomerRecord.from_bytes(raw)
-            rules, removed = rules_for_request(io.catalogue(), list(request["rule_ids"]))
-            origin = Origin("sweep", request["sweep_id"], str(request["reason"]))
             # A rule change re-scores the customer as they are now (their latest event time); a nightly or
             # manual sweep advances the feature windows to the sweep's as-of time.
             as_of = record.as_of_datetime if request["reason"] == "rule_change" else request["as_of"]
             scores, alerts, evaluations = sweep_customer(
                 record,
-                rules,
-                removed,
+                plan.rules,
+                plan.removed,
                 customer_id,
                 as_of,
-                origin,
+                plan.origin,
                 alerts_enabled=request["reason"] == "nightly",
+                reads=plan.reads,
             )
             if not request["dry_run"]:
                 if scores or alerts:
-                    customers[event.key] = record.to_bytes()
+                    customers[key] = record.to_bytes()
                 io.emit_scores(scores)
                 io.emit_alerts(alerts)
-        EVALUATIONS.labels("sweep").inc(evaluations)
-        EVALUATION_SECONDS.labels("sweep").observe(time.perf_counter() - started)
-        SWEEP_CUSTOMERS.labels(request["sweep_id"]).inc()
         return Counts(customers=1, evaluations=evaluations, changed=len(scores))
+
+    def plan_for(request: dict[str, Any]) -> RequestPlan:
+        rules, removed = rules_for_request(io.catalogue(), list(request["rule_ids"]))
+        origin = Origin("sweep", request["sweep_id"], str(request["reason"]))
+        return RequestPlan(rules, removed, reads_of(rules), origin)
+
+    def customers_in(event: EventT, request: dict[str, Any]) -> list[str]:
+        """The request's customers, refused whole if one of them is not on the message's partition (its
+        record would be looked up in the wrong partition's store and found missing)."""
+        if event.key != request["customer_id"].encode():
+            raise DecodeError("invalid_record", "customer_id does not match the message key")
+        partition = event.message.partition
+        for other in request["more_customer_ids"]:
+            home = partition_of(other, partitions)
+            if home != partition:
+                raise DecodeError(
+                    "invalid_record",
+                    f"more_customer_ids: {other!r} is on partition {home}, not on this request's {partition}",
+                )
+        return [request["customer_id"], *request["more_customer_ids"]]
+
+    async def sweep_request_event(event: EventT, batch: dict[bytes, tuple[EventT, Counts]]) -> None:
+        """One request message: every customer in it, each failure dead-lettered and counted on its own."""
+        request: dict[str, Any] | None = None
+        try:
+            request = default_codec().decode(event.value, expect="SweepRequest")
+            customer_ids = customers_in(event, request)
+        except Exception as exc:  # noqa: BLE001 - data must never crash the worker
+            await io.dead_letter(event, exc, reason="invalid_record")
+            if request is not None:  # counted, so the sweep still finishes (with its errors)
+                n = 1 + len(request["more_customer_ids"])
+                add_counts(batch, event, request["sweep_id"], Counts(customers=n, errors=n))
+            return
+        started = time.perf_counter()
+        plan = plan_for(request)
+        total = Counts()
+        for n, customer_id in enumerate(customer_ids, 1):
+            try:
+                counts = sweep_one(event, request, plan, customer_id)
+            except Exception as exc:  # noqa: BLE001 - one customer's bad record must not stop the others
+                await io.dead_letter(event, CustomerFailed(customer_id, exc), reason="processing_failed")
+                counts = Counts(customers=1, errors=1)
+            total = total.plus(counts)
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        add_counts(batch, event, request["sweep_id"], total)
+        EVALUATIONS.labels("sweep").inc(total.evaluations)
+        EVALUATION_SECONDS.labels("sweep").observe(time.perf_counter() - started)
+        SWEEP_CUSTOMERS.labels(request["sweep_id"]).inc(total.customers)
 
     @app.crontab(
         pipeline.settings.sweep_cron, timezone=ZoneInfo(pipeline.settings.sweep_timezone), on_leader=True
@@ -145,17 +209,7 @@ def register(pipeline: Pipeline) -> None:
         ):
             EVENTS_IN.labels("sweep").inc(len(events))
             batch: dict[bytes, tuple[EventT, Counts]] = {}
-            for n, event in enumerate(events, 1):
-                request: dict[str, Any] | None = None
-                try:
-                    request = default_codec().decode(event.value, expect="SweepRequest")
-                    if event.key != request["customer_id"].encode():
-                        raise DecodeError("invalid_record", "customer_id does not match the message key")
-                    add_counts(batch, event, request["sweep_id"], sweep_one(event, request))
-                except Exception as exc:  # noqa: BLE001 - data must never crash the worker
-                    await io.dead_letter(event, exc, reason="processing_failed")
-                    if request is not None:  # counted, so the sweep still finishes (with its errors)
-                        add_counts(batch, event, request["sweep_id"], Counts(customers=1, errors=1))
-                if n % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+            for event in events:
+                await sweep_request_event(event, batch)
+                await asyncio.sleep(0)
             write_counts(batch)

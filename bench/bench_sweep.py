@@ -20,7 +20,9 @@ Then, with live transactions of the distinct customers trickling in at ``--trick
   * a second worker joins (rebalance, it recovers its partitions from the changelog), then sweep 3 with 2
     workers (a repeat, comparable with sweep 2);
   * raw ceiling: a bare confluent-kafka consumer reading sweep 3's requests.
-Each sweep is ``publish_sweep`` of all customers with every rule of the catalogue, reason manual, as of now;
+Each sweep is ``publish_sweep`` of all customers with every rule of the catalogue, reason manual, as of now,
+``sweep_customers_per_request`` customers of a partition per request message (NUDGE_SWEEP_CUSTOMERS_PER_REQUEST,
+default 100), except sweep 2b: the same repeat as sweep 2 with one customer per request, side by side;
 evaluations/s = sum of the ``evaluations`` counters of ``read_progress`` / (latest counter update − start of
 publishing). Trickle latency = produce → first score naming the transaction, for transactions produced while
 the sweep ran. Prints figures against the target (≥200,000 evaluations/s), with the load average. Never asserts.
@@ -29,6 +31,7 @@ the sweep ran. Prints figures against the target (≥200,000 evaluations/s), wit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import tempfile
 import threading
@@ -135,8 +138,10 @@ def load_changelog(settings: Settings, app_id: str, ids: list[str], blobs: list[
     return all_ids, time.perf_counter() - t0
 
 
-def raw_read(settings: Settings, start: dict[tuple[str, int], int], last: dict[int, int]) -> tuple[float, int]:
-    """A bare consumer reading the sweep requests in [start, last] of each partition: (seconds, messages)."""
+def raw_read(settings: Settings, start: dict[tuple[str, int], int], last: dict[int, int]) -> tuple[float, int, int]:
+    """A bare consumer reading and decoding the sweep requests in [start, last] of each partition:
+    (seconds, messages, customers named in them)."""
+    codec = default_codec()
     consumer = Consumer({
         "bootstrap.servers": settings.bootstrap_servers,
         "group.id": f"bench-sweep-raw-{uuid.uuid4().hex}",
@@ -144,7 +149,7 @@ def raw_read(settings: Settings, start: dict[tuple[str, int], int], last: dict[i
         "fetch.max.bytes": 50 * 1024 * 1024,
     })
     remaining = {p: o for p, o in last.items()}
-    count = 0
+    count = customers = 0
     try:
         t0 = time.perf_counter()
         consumer.assign([TopicPartition("sweep", p, start[("sweep", p)]) for p in remaining])
@@ -153,10 +158,11 @@ def raw_read(settings: Settings, start: dict[tuple[str, int], int], last: dict[i
                 if msg.error():
                     continue
                 count += 1
+                customers += 1 + len(codec.decode(msg.value(), expect="SweepRequest")["more_customer_ids"])
                 partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
                 if offset >= remaining.get(partition, 1 << 62):
                     remaining.pop(partition, None)
-        return time.perf_counter() - t0, count
+        return time.perf_counter() - t0, count, customers
     finally:
         consumer.close()
 
@@ -279,6 +285,9 @@ def main() -> None:
             base_load = load_average()
             runs.append(run_sweep(settings, "sweep 1, 1 worker (first)", group, customers, rule_ids, trickle))
             runs.append(run_sweep(settings, "sweep 2, 1 worker (repeat)", group, customers, rule_ids, trickle))
+            one_each = dataclasses.replace(settings, sweep_customers_per_request=1)
+            runs.append(run_sweep(one_each, "sweep 2b, 1 worker (repeat, 1 customer/request)", group, customers,
+                                  rule_ids, trickle))
             ports["w2"] = free_port()
             t = time.perf_counter()
             group.start("w2", ports["w2"])
@@ -286,7 +295,7 @@ def main() -> None:
             print(f"w2 joined, recovered and answering in {joined:.1f} s; load {load_average()}")
             since = end_offsets(settings, ["sweep"])
             runs.append(run_sweep(settings, "sweep 3, 2 workers (repeat)", group, customers, rule_ids, trickle))
-        raw_s, raw_n = raw_read(settings, since, runs[-1].last_offsets)
+        raw_s, raw_n, raw_customers = raw_read(settings, since, runs[-1].last_offsets)
 
         rows = []
         for r in runs:
@@ -300,12 +309,15 @@ def main() -> None:
              "customers/s", "vs 200k/s", "load before -> after"],
             rows,
         )
-        one, two = runs[1], runs[2]
+        one, single, two = runs[1], runs[2], runs[3]
+        print(f"{settings.sweep_customers_per_request} customers per request / 1 customer per request (1 worker, "
+              f"repeat sweeps): {one.evaluations / one.compute_s / (single.evaluations / single.compute_s):.2f}x")
         r1, r2 = one.evaluations / one.compute_s, two.evaluations / two.compute_s
-        print(f"2 workers / 1 worker (repeat sweeps): {r2 / r1:.2f}x; raw ceiling: a bare consumer read "
-              f"{raw_n:,} sweep requests in {raw_s:.2f} s = {raw_n / raw_s:,.0f} requests/s "
-              f"(x {len(rule_ids)} rules = {raw_n / raw_s * len(rule_ids):,.0f} evaluations/s equivalent); "
-              f"sweep 3 customers/s is {two.customers / two.compute_s / (raw_n / raw_s):.1%} of it")
+        raw_rate = raw_customers / raw_s
+        print(f"2 workers / 1 worker (repeat sweeps): {r2 / r1:.2f}x; raw ceiling: a bare consumer read and decoded "
+              f"{raw_n:,} sweep requests ({raw_customers:,} customers) in {raw_s:.2f} s = {raw_rate:,.0f} customers/s "
+              f"(x {len(rule_ids)} rules = {raw_rate * len(rule_ids):,.0f} evaluations/s equivalent); "
+              f"sweep 3 customers/s is {two.customers / two.compute_s / raw_rate:.1%} of it")
 
         rows = []
         base = percentiles(base_lat)
@@ -336,6 +348,11 @@ def main() -> None:
               f"w1 may keep the ones it gave away on disk")
     finally:
         group.stop_all()
+        if any(r.skipped or r.errors for r in runs):  # a customer not found or failing: keep the evidence
+            kept = Path(tempfile.mkdtemp(prefix=f"bench-sweep-{run}-logs-"))
+            for log in tmp.glob("*.log"):
+                shutil.copy(log, kept / log.name)
+            print(f"some customers were skipped or failed: worker logs kept in {kept}")
         deleted = delete_app_topics(settings, [f"bench-sweep-{run}-"])
         print(f"cleanup: stopped workers, deleted {len(deleted)} topics, removed {tmp}; load {load_average()}")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -22,7 +22,7 @@ from core.events import Transaction
 from core.features import CustomerState, features_at, fold
 from core.scoring import AlertOut, Origin, ScoreBook, ScoreUpdate, rescore
 
-__all__ = ["CustomerRecord", "BatchResult", "apply_transactions", "sweep_customer"]
+__all__ = ["CustomerRecord", "BatchResult", "apply_transactions", "reads_of", "sweep_customer"]
 
 _HEADER = struct.Struct(">BII")  # format version, state length, book length
 _FORMAT = 2  # 2: the book is marshal (version 4); 1: the book was JSON (still read)
@@ -118,9 +118,11 @@ def sweep_customer(
     as_of: datetime,
     origin: Origin,
     alerts_enabled: bool,
+    reads: frozenset[str] | None = None,
 ) -> tuple[list[ScoreUpdate], list[AlertOut], int]:
     """Evaluate ``rules`` for one customer as of the sweep's time (windows advanced to it), and tombstone
-    the scores of rules that no longer exist."""
+    the scores of rules that no longer exist. ``reads`` is :func:`reads_of` ``rules``, when the caller sweeps
+    many customers with the same rules and has it already."""
     tombstones = []
     for rule_id in removed_rule_ids:
         if record.book.scores.pop(rule_id, None) is not None:
@@ -128,7 +130,7 @@ def sweep_customer(
         record.book.firing = {k for k in record.book.firing if not k.startswith(f"{rule_id}/")}
     if not rules:
         return tombstones, [], 0
-    features = features_at(record.state, as_of, reads_of(rules))
+    features = features_at(record.state, as_of, reads_of(rules) if reads is None else reads)
     scores, alerts, evaluations = rescore(
         record.book,
         rules,

@@ -59,6 +59,17 @@ def _faust_topics(app: faust.App) -> dict[str, faust.TopicT]:
     }
 
 
+STREAM_BUFFER_MAXSIZE = 8192  # events buffered per topic channel before Faust pauses its partitions
+
+
+def _max_poll_records(value: int) -> int:
+    """The cap must leave the slack between Faust's pause point (buffer / 1.25) and a full buffer."""
+    slack = STREAM_BUFFER_MAXSIZE - int(STREAM_BUFFER_MAXSIZE / 1.25)
+    if not 1 <= value <= slack:
+        raise ValueError(f"NUDGE_WORKER_MAX_POLL_RECORDS must be between 1 and {slack}, not {value}")
+    return value
+
+
 def _compression(name: str) -> str | None:
     if name not in ("none", "lz4", "gzip", "snappy"):
         raise ValueError(f"NUDGE_WORKER_COMPRESSION must be none, lz4, gzip or snappy, not {name!r}")
@@ -94,7 +105,8 @@ def create_app(
         web_in_thread=False,
         table_cleanup_interval=30.0,
         broker_commit_interval=1.0,
-        stream_buffer_maxsize=8192,
+        stream_buffer_maxsize=STREAM_BUFFER_MAXSIZE,
+        broker_max_poll_records=_max_poll_records(settings.worker_max_poll_records),
         producer_linger_ms=5,
         producer_compression_type=_compression(settings.worker_compression),
         consumer_auto_offset_reset=settings.auto_offset_reset,

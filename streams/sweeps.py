@@ -1,6 +1,8 @@
 """Starting and following sweeps from outside the agents (the CLI, the nightly schedule, the HTTP API).
 
-A sweep is one ``SweepRequest`` per customer on the ``sweep`` topic. Who is in it: every customer whose
+A sweep is a set of ``SweepRequest`` messages on the ``sweep`` topic covering each customer once. One
+message carries up to ``sweep_customers_per_request`` customers of one partition (``customer_id``, the key,
+and ``more_customer_ids``), so it lands on the worker that owns all of their records. Who is in it: every customer whose
 latest event on the compacted ``customers`` lifecycle topic is ``ConsentGranted`` (revoked or erased
 customers are never swept). Markers and progress live on the compacted ``sweep-progress`` topic:
 
@@ -15,11 +17,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from schemas.codec import DecodeError, default_codec
@@ -27,9 +30,13 @@ from streams.kafka_config import confluent_security
 from streams.producer import producer_config
 from streams.settings import Settings
 
+_PARTITIONER = DefaultPartitioner()
+
 __all__ = [
     "SweepProgress",
     "active_customers",
+    "group_by_partition",
+    "partition_of",
     "publish_sweep",
     "read_progress",
     "read_topic",
@@ -105,17 +112,50 @@ def sweep_request(
     requested_at: datetime,
     reason: str,
     dry_run: bool = False,
+    more_customer_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ``SweepRequest`` record (schemas/sweep_request.avsc) for one customer."""
+    """The ``SweepRequest`` record (schemas/sweep_request.avsc) for one customer, or for a group of customers
+    of the same partition (``customer_id`` first, the message key, then ``more_customer_ids``)."""
     return {
         "sweep_id": sweep_id,
         "customer_id": customer_id,
+        "more_customer_ids": list(more_customer_ids),
         "rule_ids": list(rule_ids or []),
         "as_of": as_of,
         "requested_at": requested_at,
         "reason": reason,
         "dry_run": dry_run,
     }
+
+
+def partition_of(customer_id: str, partitions: int) -> int:
+    """The partition of a customer's key on every co-partitioned topic (Java-compatible murmur2, as the
+    producers and Faust use)."""
+    all_partitions = list(range(partitions))
+    return int(_PARTITIONER(customer_id.encode(), all_partitions, all_partitions))
+
+
+def group_by_partition(customers: Iterable[str], partitions: int, per_group: int) -> Iterator[list[str]]:
+    """The customers in groups of at most ``per_group``, each group within one partition (customers keep
+    their order within a partition)."""
+    if per_group < 1:
+        raise ValueError(f"NUDGE_SWEEP_CUSTOMERS_PER_REQUEST must be at least 1, not {per_group}")
+    open_groups: dict[int, list[str]] = {}
+    for customer_id in customers:
+        partition = partition_of(customer_id, partitions)
+        group = open_groups.setdefault(partition, [])
+        group.append(customer_id)
+        if len(group) == per_group:
+            yield open_groups.pop(partition)
+    yield from (group for group in open_groups.values() if group)
+
+
+def topic_partitions(producer: Any, topic: str, timeout_s: float = 10.0) -> int:
+    """How many partitions ``topic`` has, from the broker's metadata."""
+    metadata = producer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise RuntimeError(f"topic {topic!r} is not available: {getattr(metadata, 'error', 'missing')}")
+    return len(metadata.partitions)
 
 
 @dataclass
@@ -136,7 +176,8 @@ def publish_sweep(
     dry_run: bool = False,
     sweep_id: str | None = None,
 ) -> SweepStart:
-    """Publish one request per customer, then the start marker with each partition's last offset."""
+    """Publish requests covering every customer once (grouped per partition), then the start marker with
+    each partition's last offset."""
     codec = default_codec()
     as_of = as_of or datetime.now(UTC)
     sweep_id = sweep_id or f"{reason}-{as_of:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -151,12 +192,14 @@ def publish_sweep(
             last_offsets[msg.partition()] = max(last_offsets.get(msg.partition(), -1), msg.offset())
 
     now = datetime.now(UTC)
-    for customer_id in customers:
+    partitions = topic_partitions(producer, "sweep")
+    for group in group_by_partition(customers, partitions, settings.sweep_customers_per_request):
         value = codec.encode(
             "SweepRequest",
             sweep_request(
                 sweep_id,
-                customer_id,
+                group[0],
+                more_customer_ids=group[1:],
                 rule_ids=rule_ids,
                 as_of=as_of,
                 requested_at=now,
@@ -166,7 +209,7 @@ def publish_sweep(
         )
         while True:
             try:
-                producer.produce("sweep", key=customer_id.encode(), value=value, on_delivery=delivered)
+                producer.produce("sweep", key=group[0].encode(), value=value, on_delivery=delivered)
                 break
             except BufferError:
                 producer.poll(0.05)

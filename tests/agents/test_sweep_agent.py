@@ -37,10 +37,20 @@ def sweep_request(customer: str, sweep_id: str, rule_ids: list[str] | None = Non
     return default_codec().encode("SweepRequest", record)
 
 
-async def run_sweep(pipeline: Any, requests: list[tuple[bytes, bytes]]) -> None:
+async def run_sweep(pipeline: Any, requests: list[tuple[bytes, bytes]], partition: int | None = None) -> None:
     async with pipeline.app.agents["sweep"].test_context() as ctx:
         for key, value in requests:
-            await ctx.put(value, key=key)
+            await ctx.put(value, key=key, partition=partition)
+
+
+def latest_progress(out: Any, sweep_id: str) -> dict[str, int]:
+    """The sweep's counters summed over its partitions, from the last record of each."""
+    latest: dict[bytes, dict[str, Any]] = {}
+    for r in out["sweep-progress"].records:
+        latest[r.key] = json.loads(r.value)
+    prefix = f"{sweep_id}#".encode()
+    names = ("customers", "evaluations", "changed", "errors", "skipped")
+    return {n: sum(v[n] for key, v in latest.items() if key.startswith(prefix)) for n in names}
 
 
 async def test_sweep_emits_changed_scores_once_and_is_idempotent(make_pipeline: Any) -> None:
@@ -125,6 +135,50 @@ async def test_a_request_failing_to_process_is_dead_lettered_and_counted(make_pi
     }
     assert totals == {"customers": 2, "errors": 1}
     assert any(json.loads(r.value)["sweep_id"] == "e1" for r in out["scores"].records if r.value)
+
+
+# Customers whose keys hash to partition 2 of 4 (streams.sweeps.partition_of), and one on partition 1.
+ON_TWO = ("cust-ga", "cust-gb", "cust-gd", "cust-gh")
+ON_ONE = "cust-gc"
+
+
+async def test_a_grouped_request_sweeps_each_of_its_customers(make_pipeline: Any) -> None:
+    """One message, four customers of its partition: two scored, one with an unreadable record
+    dead-lettered by name (the others are still swept), one never seen (skipped)."""
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    ga, gb, gd, gh = ON_TWO
+    await put_all(pipeline.app.agents["transactions"], [gym(i, c) for c in (ga, gb) for i in range(5)])
+    pipeline.tables["customers"].data[gd.encode()] = b"\x09 not a customer record"
+    request = sweep_request(ga, "g1", more_customer_ids=[gb, gd, gh])
+    await run_sweep(pipeline, [(ga.encode(), request)], partition=2)
+
+    scored = {json.loads(r.value)["customer_id"] for r in out["scores"].records if r.value}
+    assert scored == {ga, gb}
+    dead = out["sweep.dlq"].records
+    assert [(r.key, dict(r.headers)["dlq.reason"]) for r in dead] == [(ga.encode(), b"processing_failed")]
+    assert f"customer '{gd}'" in dict(dead[0].headers)["dlq.error"].decode()
+    totals = latest_progress(out, "g1")
+    assert (totals["customers"], totals["errors"], totals["skipped"]) == (4, 1, 1)
+    assert totals["evaluations"] > 0 and totals["evaluations"] % 2 == 0, "the same rules for both customers"
+
+    await run_sweep(pipeline, [(ga.encode(), sweep_request(ga, "g2", more_customer_ids=[gb]))], partition=2)
+    assert latest_progress(out, "g2")["changed"] == 0, "the same sweep again changes nothing"
+
+
+async def test_a_group_with_a_customer_of_another_partition_is_refused_whole(make_pipeline: Any) -> None:
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    ga = ON_TWO[0]
+    await put_all(pipeline.app.agents["transactions"], [gym(i, ga) for i in range(5)])
+    request = sweep_request(ga, "m1", more_customer_ids=[ON_ONE])
+    await run_sweep(pipeline, [(ga.encode(), request)], partition=2)
+
+    assert not [r for r in out["scores"].records if r.value], "nothing of a refused request is evaluated"
+    (dead,) = out["sweep.dlq"].records
+    headers = dict(dead.headers)
+    assert headers["dlq.reason"] == b"invalid_record"
+    assert f"more_customer_ids: '{ON_ONE}' is on partition 1, not on this request's 2" in headers["dlq.error"].decode()
+    totals = latest_progress(out, "m1")
+    assert (totals["customers"], totals["errors"]) == (2, 2), "counted, so the sweep still finishes"
 
 
 async def test_erasure_deletes_features_and_tombstones_scores(make_pipeline: Any) -> None:

@@ -41,9 +41,10 @@ SHORT_START = (datetime.now(UTC) - timedelta(days=31 * SHORT_MONTHS)).date().rep
 
 @pytest.fixture(scope="session")
 def catalogue(stack: Settings) -> Settings:
-    """The rule catalogue published to the `rules` topic (a no-op when it already is)."""
+    """The rule catalogue published to the `rules` topic (a no-op when it already is), and nothing else:
+    a rule a killed test run left published would be scored too and change what the tests expect."""
     subprocess.run(
-        [sys.executable, "-m", "streams.cli", "rules", "publish", "--author", "tests"],
+        [sys.executable, "-m", "streams.cli", "rules", "publish", "--prune", "--author", "tests"],
         check=True,
         cwd=PROJECT_ROOT,
         capture_output=True,

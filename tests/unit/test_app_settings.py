@@ -24,3 +24,10 @@ def test_worker_compression_defaults_to_none_and_can_be_chosen(tmp_path: Path) -
 def test_an_unknown_compression_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="NUDGE_WORKER_COMPRESSION must be none, lz4, gzip or snappy, not 'brotli'"):
         _conf(tmp_path, worker_compression="brotli")
+
+
+def test_fetches_are_capped_below_the_stream_buffers_slack(tmp_path: Path) -> None:
+    assert _conf(tmp_path).broker_max_poll_records == 500
+    assert _conf(tmp_path, worker_max_poll_records=1000).broker_max_poll_records == 1000
+    with pytest.raises(ValueError, match="NUDGE_WORKER_MAX_POLL_RECORDS must be between 1 and 1639, not 5000"):
+        _conf(tmp_path, worker_max_poll_records=5000)
