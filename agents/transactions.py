@@ -20,7 +20,7 @@ from core.customer import CustomerRecord, apply_transactions
 from core.events import Transaction
 from streams.app import Pipeline
 from streams.event_context import event_context
-from streams.metrics import DUPLICATES, EVALUATION_SECONDS, EVALUATIONS, EVENTS_IN
+from streams.metrics import DUPLICATES, EVALUATION_SECONDS, EVALUATIONS, EVENT_AGE, EVENTS_IN
 
 __all__ = ["register"]
 
@@ -61,8 +61,13 @@ def register(pipeline: Pipeline) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]  # Stream has it; StreamT does not declare it
             max_=settings.batch_max, within=settings.batch_within_ms / 1000
         )
+        event_age = EVENT_AGE.labels("transactions")
         async for events in batches:
             EVENTS_IN.labels("transactions").inc(len(events))
+            taken_at = time.time()
+            for event in events:
+                if event.message.timestamp:
+                    event_age.observe(taken_at - event.message.timestamp)
             by_customer: dict[bytes, list[tuple[EventT, Transaction]]] = defaultdict(list)
             for event in events:
                 txn = await io.decode_transaction(event)

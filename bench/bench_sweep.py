@@ -48,6 +48,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from bench.common import (
     OutputCollector,
     Pacer,
+    bucket_quantile,
     delete_app_topics,
     dir_bytes,
     exit_on_sigterm,
@@ -59,6 +60,7 @@ from bench.common import (
     print_table,
     publish_catalogue,
     rss_bytes,
+    scrape_buckets,
     scrape_counter,
     simulated,
     wait_committed,
@@ -93,6 +95,7 @@ class SweepRun:
     trickle_ms: list[float]
     trickle_worker_ms: list[float]
     trickle_sent: int
+    age_at_agent: tuple[float, float, int]  # p50 and p99 bucket bounds (s) of the transactions' age, count
     peak_rss: dict[str, int]
     last_offsets: dict[int, int]
 
@@ -219,13 +222,23 @@ def wait_sink_drained(settings: Settings) -> tuple[float, int]:
     return time.perf_counter() - t0, behind
 
 
+def age_buckets(ports: dict[str, int]) -> dict[float, float]:
+    """Every worker's histogram of how old transactions are when the transactions agent takes them in."""
+    total: dict[float, float] = {}
+    for port in ports.values():
+        for le, count in scrape_buckets(port, "nudge_event_age_seconds", topic="transactions").items():
+            total[le] = total.get(le, 0.0) + count
+    return total
+
+
 def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: list[str], rule_ids: list[str],
-              trickle: Trickle) -> SweepRun:
+              trickle: Trickle, ports: dict[str, int]) -> SweepRun:
     waited, drained = wait_sink_drained(settings)
     print(f"{label}: waited {waited:.1f} s for the DynamoDB sink to take in {drained:,} scores"
           + (f" ({drained / waited:,.0f} items/s)" if drained and waited > 1 else ""))
     load_before = load_average()
     peak = {n: 0 for n in group.procs}
+    ages_before = age_buckets(ports)
     t_wall0 = time.time()
     t0 = time.perf_counter()
     start = publish_sweep(settings, customers, rule_ids=rule_ids, as_of=datetime.now(UTC), reason="manual")
@@ -240,12 +253,16 @@ def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: lis
             raise TimeoutError(f"sweep {start.sweep_id} not done in an hour")
         time.sleep(0.5)
     detect_s = time.perf_counter() - t0
+    ages_after = age_buckets(ports)
+    p50, n_ages = bucket_quantile(ages_before, ages_after, 0.5)
+    p99, _ = bucket_quantile(ages_before, ages_after, 0.99)
     t_wall1 = max(float(c.get("updated_at", 0)) for c in progress.partitions.values())
     latencies, worker_latencies, sent = trickle.window(t_wall0, t_wall1)
     return SweepRun(
         label, len(group.procs), progress.total("customers"), progress.total("evaluations"),
         progress.total("changed"), progress.total("skipped"), progress.total("errors"), publish_s,
-        t_wall1 - t_wall0, detect_s, f"{load_before} -> {load_average()}", latencies, worker_latencies, sent, peak,
+        t_wall1 - t_wall0, detect_s, f"{load_before} -> {load_average()}", latencies, worker_latencies, sent,
+        (p50, p99, n_ages), peak,
         start.last_offsets,
     )
 
@@ -307,20 +324,20 @@ def main() -> None:
             time.sleep(args.baseline)
             base_lat, base_worker, base_sent = trickle.window(t_base0, time.time() - 3.0)
             base_load = load_average()
-            runs.append(run_sweep(settings, "sweep 1, 1 worker (first)", group, customers, rule_ids, trickle))
-            runs.append(run_sweep(settings, "sweep 2, 1 worker (repeat)", group, customers, rule_ids, trickle))
+            runs.append(run_sweep(settings, "sweep 1, 1 worker (first)", group, customers, rule_ids, trickle, ports))
+            runs.append(run_sweep(settings, "sweep 2, 1 worker (repeat)", group, customers, rule_ids, trickle, ports))
             one_each = dataclasses.replace(settings, sweep_customers_per_request=1)
             runs.append(run_sweep(one_each, "sweep 2b, 1 worker (repeat, 1 customer/request)", group, customers,
-                                  rule_ids, trickle))
+                                  rule_ids, trickle, ports))
             runs.append(run_sweep(settings, "sweep 2c, 1 worker (repeat, as sweep 2)", group, customers, rule_ids,
-                                  trickle))
+                                  trickle, ports))
             ports["w2"] = free_port()
             t = time.perf_counter()
             group.start("w2", ports["w2"])
             joined = wait_two_members(settings, group, ports)
             print(f"w2 joined, recovered and answering in {joined:.1f} s; load {load_average()}")
             since = end_offsets(settings, ["sweep"])
-            runs.append(run_sweep(settings, "sweep 3, 2 workers (repeat)", group, customers, rule_ids, trickle))
+            runs.append(run_sweep(settings, "sweep 3, 2 workers (repeat)", group, customers, rule_ids, trickle, ports))
         raw_s, raw_n, raw_customers = raw_read(settings, since, runs[-1].last_offsets)
 
         rows = []
@@ -350,16 +367,18 @@ def main() -> None:
         rows = []
         base = percentiles(base_lat)
         rows.append(["no sweep (1 worker)", str(base_sent), str(len(base_lat)), fmt(base["p50"]), fmt(base["p95"]),
-                     fmt(base["p99"]), fmt(base["max"]), fmt(percentiles(base_worker)["p99"]), base_load])
+                     fmt(base["p99"]), fmt(base["max"]), fmt(percentiles(base_worker)["p99"]), "", base_load])
         for r in runs:
             p = percentiles(r.trickle_ms)
+            age50, age99, n_ages = r.age_at_agent
             rows.append([f"during {r.label}", str(r.trickle_sent), str(len(r.trickle_ms)), fmt(p["p50"]),
                          fmt(p["p95"]), fmt(p["p99"]), fmt(p["max"]), fmt(percentiles(r.trickle_worker_ms)["p99"]),
-                         r.load])
+                         f"≤{age50:g} / ≤{age99:g} s ({n_ages})", r.load])
         print_table(
             f"bounded blocking: {args.trickle:.0f} live tx/s, produce -> score received (ms); last figure: p99 of "
             "produce -> score sent by the worker (its Kafka timestamp)",
-            ["when", "tx sent", "with score", "p50", "p95", "p99", "max", "p99 sent", "load"],
+            ["when", "tx sent", "with score", "p50", "p95", "p99", "max", "p99 sent", "age at agent p50 / p99 (n)",
+             "load"],
             rows,
         )
 

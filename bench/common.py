@@ -275,6 +275,39 @@ def scrape_counter(port: int, name: str, **labels: str) -> float | None:
     return total
 
 
+def scrape_buckets(port: int, name: str, **labels: str) -> dict[float, float]:
+    """A prometheus histogram's cumulative bucket counts ({le: count}) on a worker's /metrics; {} if it does
+    not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if not m or m.group("name") != f"{name}_bucket":
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels") or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            le = float(have["le"])  # "+Inf" parses as inf
+            buckets[le] = buckets.get(le, 0.0) + float(m.group("value"))
+    return buckets
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> tuple[float, int]:
+    """The upper bound of the bucket holding quantile ``q`` of the observations made between two scrapes,
+    and their number."""
+    delta = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in sorted(after)}
+    total = delta.get(float("inf"), 0.0)
+    if total <= 0:
+        return float("nan"), 0
+    for le, count in delta.items():
+        if count >= q * total:
+            return le, int(total)
+    return float("inf"), int(total)
+
+
 def delete_app_topics(settings: Settings, prefixes: Sequence[str]) -> list[str]:
     """Delete the topics a benchmark created (its workers' changelogs and repartition topics, its outputs)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})

@@ -13,6 +13,8 @@ __all__ = [
     "PROCESSING_ERRORS",
     "SWEEP_CUSTOMERS",
     "CATALOGUE_RULES",
+    "EVENT_AGE",
+    "EVENT_AGE_BUCKETS",
 ]
 
 EVENTS_IN = Counter("nudge_events_in_total", "Messages consumed, per topic.", ["topic"])
@@ -30,3 +32,11 @@ PROCESSING_ERRORS = Counter(
 )
 SWEEP_CUSTOMERS = Counter("nudge_sweep_customers_total", "Sweep requests processed, per sweep.", ["sweep_id"])
 CATALOGUE_RULES = Gauge("nudge_catalogue_rules", "Rules in this worker's catalogue.")
+EVENT_AGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+EVENT_AGE = Histogram(
+    "nudge_event_age_seconds",
+    "Age of a message (its Kafka timestamp to now) when its agent takes it in: time spent before the agent, "
+    "in the broker, the fetcher or Faust's buffers, as opposed to processing time.",
+    ["topic"],
+    buckets=EVENT_AGE_BUCKETS,
+)

@@ -110,3 +110,21 @@ async def test_processing_failure_dead_letters_only_the_failing_message(
     assert dict(dead[0].headers)["dlq.reason"] == b"processing_failed"
     assert b"RuntimeError: boom" in dict(dead[0].headers)["dlq.error"]
     assert default_codec().decode(dead[0].value)["TransactionId"] == "cust-c-nflx-2"
+
+
+async def test_each_transaction_taken_in_is_timed_from_its_kafka_timestamp(make_pipeline: Any) -> None:
+    """The age histogram tells a delay before the agent (broker, fetcher, Faust's buffers) from processing."""
+    from prometheus_client import REGISTRY
+
+    def observed() -> tuple[float, float]:
+        labels = {"topic": "transactions"}
+        count = REGISTRY.get_sample_value("nudge_event_age_seconds_count", labels) or 0.0
+        under_a_minute = REGISTRY.get_sample_value("nudge_event_age_seconds_bucket", {**labels, "le": "60.0"}) or 0.0
+        return count, under_a_minute
+
+    pipeline, _out = make_pipeline("agents.transactions")
+    count, recent = observed()
+    await put_all(pipeline.app.agents["transactions"], [netflix(i, "10.99", customer="cust-age") for i in range(3)])
+    after_count, after_recent = observed()
+    assert after_count - count == 3
+    assert after_recent - recent == 3, "put just now: younger than a minute"
