@@ -257,41 +257,38 @@ def dir_bytes(path: Path) -> int:
 _SAMPLE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
 
 
-def scrape_counter(port: int, name: str, **labels: str) -> float | None:
-    """Sum of a prometheus metric of a worker's /metrics matching ``labels``; None if it does not answer."""
+def _samples(port: int, name: str, labels: dict[str, str]) -> list[tuple[dict[str, str], float]] | None:
+    """The samples of metric ``name`` on a worker's /metrics whose labels include ``labels``, as (all their
+    labels, value); None if the worker does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
             text = resp.read().decode()
     except OSError:
         return None
-    total = 0.0
+    found = []
     for line in text.splitlines():
         m = _SAMPLE.match(line)
         if not m or m.group("name") != name:
             continue
         have = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels") or ""))
         if all(have.get(k) == v for k, v in labels.items()):
-            total += float(m.group("value"))
-    return total
+            found.append((have, float(m.group("value"))))
+    return found
+
+
+def scrape_counter(port: int, name: str, **labels: str) -> float | None:
+    """Sum of a prometheus metric of a worker's /metrics matching ``labels``; None if it does not answer."""
+    samples = _samples(port, name, labels)
+    return None if samples is None else sum(value for _, value in samples)
 
 
 def scrape_buckets(port: int, name: str, **labels: str) -> dict[float, float]:
     """A prometheus histogram's cumulative bucket counts ({le: count}) on a worker's /metrics; {} if it does
     not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
     buckets: dict[float, float] = {}
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if not m or m.group("name") != f"{name}_bucket":
-            continue
-        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels") or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            le = float(have["le"])  # "+Inf" parses as inf
-            buckets[le] = buckets.get(le, 0.0) + float(m.group("value"))
+    for have, value in _samples(port, f"{name}_bucket", labels) or []:
+        le = float(have["le"])  # "+Inf" parses as inf
+        buckets[le] = buckets.get(le, 0.0) + value
     return buckets
 
 

@@ -18,13 +18,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka.partitioner import DefaultPartitioner
-
 from schemas.codec import default_codec
 from streams.offsets import commit_current_ends, end_offsets, wait_caught_up
 from streams.producer import make_producer
 from streams.settings import Settings
-from streams.sweeps import read_progress, sweep_request
+from streams.sweeps import partition_of, read_progress, sweep_request
 
 __all__ = [
     "WorkerGroup", "commit_current_ends", "end_offsets", "keys_per_partition", "stop_process", "wait_caught_up",
@@ -34,14 +32,12 @@ INPUT_TOPICS = ["transactions", "balances", "customers", "sweep", "alerts", "ale
 
 
 def keys_per_partition(prefix: str, partitions: int) -> dict[int, str]:
-    """One key per partition, as Faust's (Java-compatible murmur2) partitioner places it."""
-    partitioner = DefaultPartitioner()
-    parts = list(range(partitions))
+    """One key per partition, as the producers and Faust place it (:func:`streams.sweeps.partition_of`)."""
     found: dict[int, str] = {}
     i = 0
     while len(found) < partitions:
         key = f"{prefix}-{i}"
-        found.setdefault(partitioner(key.encode(), parts, parts), key)
+        found.setdefault(partition_of(key, partitions), key)
         i += 1
     return found
 
