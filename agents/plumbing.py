@@ -3,7 +3,6 @@ dead-lettering, and sending scores and alerts. Shared so each agent module stays
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from faust.types import EventT
 
 from core.events import Transaction
 from core.scoring import AlertOut, ScoreUpdate
+from core.sweeping import encode_score
 from schemas.codec import DecodeError, default_codec
 from schemas.records import InvalidRecord, to_transaction
 from streams.app import Pipeline
@@ -108,11 +108,14 @@ class AgentIO:
             return None
 
     def emit_scores(self, updates: list[ScoreUpdate]) -> None:
+        self.emit_score_records([encode_score(update) for update in updates])
+
+    def emit_score_records(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Scores already encoded (a sweep process encodes its own): (key, JSON value or None)."""
         topic = self._topics["scores"]
-        for update in updates:
-            value = None if update.value is None else json.dumps(update.value, separators=(",", ":")).encode()
-            topic.send_soon(key=update.key.encode(), value=value)
-        EVENTS_OUT.labels("scores").inc(len(updates))
+        for key, value in records:
+            topic.send_soon(key=key, value=value)
+        EVENTS_OUT.labels("scores").inc(len(records))
 
     def emit_alerts(self, alerts: list[AlertOut]) -> None:
         topic = self._topics["alerts"]

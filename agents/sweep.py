@@ -5,9 +5,12 @@ worker that owns the customer's record; one request may carry more customers of 
 (``more_customer_ids``: the publisher groups them, as Faust's per-message cost equals a customer's whole
 evaluation). Feature windows are advanced to the request's ``as_of`` (event time), the requested rules
 evaluated with the same evaluator as the real-time path, and only changed scores (plus tombstones) are
-emitted: running a sweep twice emits nothing the second time, and replaying one reproduces its scores. The
-sweep runs in its own agent and yields to the event loop every few customers, so the transactions agent is
-never held up for long (see bench/bench_sweep.py for the measured bound).
+emitted: running a sweep twice emits nothing the second time, and replaying one reproduces its scores.
+
+The agent itself only reads records and applies results: the evaluation runs in the worker's sweep
+processes (streams/sweep_processes.py), so the thread serving live transactions is never busy with a sweep.
+A record that a transaction changed while its customer was being swept is swept again here, from the new
+record, before anything is written or emitted (the transaction's fold is never overwritten).
 """
 
 from __future__ import annotations
@@ -23,19 +26,27 @@ from faust import StreamT
 from faust.types import EventT
 
 from agents.plumbing import AgentIO
-from core.customer import CustomerRecord, reads_of, sweep_customer
 from core.scoring import Origin
+from core.sweeping import SweepJob, SweptCustomer, rule_sources, sweep_records
 from schemas.codec import DecodeError, default_codec
 from streams.app import Pipeline
 from streams.event_context import event_context
-from streams.metrics import EVALUATION_SECONDS, EVALUATIONS, EVENTS_IN, SWEEP_CUSTOMERS
+from streams.metrics import (
+    EVALUATION_SECONDS,
+    EVALUATIONS,
+    EVENTS_IN,
+    SWEEP_CUSTOMERS,
+    SWEEP_REQUESTS,
+    SWEEP_RESWEPT,
+)
+from streams.sweep_processes import SweepProcesses
 from streams.sweeps import active_customers, partition_of, publish_sweep, watch_sweep
 
 __all__ = ["register", "rules_for_request"]
 
-BATCH_MAX = 32  # request messages per batch (up to sweep_customers_per_request customers each)
+BATCH_MAX = 8  # request messages per batch, all sent to the sweep processes at once (up to 800 customers)
 BATCH_WITHIN_S = 0.05
-YIELD_EVERY = 16  # customers between two yields to the event loop (a few ms)
+YIELD_EVERY = 16  # customers applied between two yields to the event loop
 
 
 class CustomerFailed(Exception):
@@ -46,13 +57,16 @@ class CustomerFailed(Exception):
         self.customer_id = customer_id
 
 
-class RequestPlan(NamedTuple):
-    """What one request evaluates, worked out once for all its customers."""
+class Started(NamedTuple):
+    """A request whose customers are being swept: what is needed to apply the results when they come."""
 
-    rules: list[Any]
-    removed: list[str]
-    reads: frozenset[str]
-    origin: Origin
+    event: EventT
+    sweep_id: str
+    job: SweepJob
+    records: dict[str, bytes]  # the record each customer was swept from
+    skipped: int
+    results: asyncio.Future[list[SweptCustomer]]
+    started: float
 
 
 class Counts(NamedTuple):
@@ -78,6 +92,17 @@ def rules_for_request(catalogue: Any, rule_ids: list[str]) -> tuple[list[Any], l
     return rules, removed
 
 
+def sweep_processes(pipeline: Pipeline) -> SweepProcesses:
+    """The worker's sweep processes, a service of the app (started with it, stopped with it)."""
+    lane = pipeline.services.get("sweep-processes")
+    if lane is None:
+        settings = pipeline.settings
+        lane = SweepProcesses(settings.sweep_processes, settings.sweep_process_nice)
+        pipeline.services["sweep-processes"] = lane
+        pipeline.app.service(lane)  # type: ignore[arg-type]  # App.service also takes instances
+    return lane
+
+
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     io = AgentIO.for_pipeline(pipeline, source="sweep")
@@ -87,6 +112,7 @@ def register(pipeline: Pipeline) -> None:
     )
     pipeline.tables["sweep-counts"] = progress
     progress_topic = pipeline.topics["sweep-progress"]
+    lane = sweep_processes(pipeline)
     partitions = pipeline.settings.topic_partitions
 
     def add_counts(
@@ -112,37 +138,18 @@ def register(pipeline: Pipeline) -> None:
                 progress[key] = value
             progress_topic.send_soon(key=key, value=value)
 
-    def sweep_one(event: EventT, request: dict[str, Any], plan: RequestPlan, customer_id: str) -> Counts:
-        with event_context(event):  # the customer's partition is the request's: the table reads that store
-            key = customer_id.encode()
-            raw = customers.get(key)
-            if raw is None:  # never seen a transaction: nothing to evaluate, nothing emitted
-                return Counts(customers=1, skipped=1)
-            record = CustomerRecord.from_bytes(raw)
-            # A rule change re-scores the customer as they are now (their latest event time); a nightly or
-            # manual sweep advances the feature windows to the sweep's as-of time.
-            as_of = record.as_of_datetime if request["reason"] == "rule_change" else request["as_of"]
-            scores, alerts, evaluations = sweep_customer(
-                record,
-                plan.rules,
-                plan.removed,
-                customer_id,
-                as_of,
-                plan.origin,
-                alerts_enabled=request["reason"] == "nightly",
-                reads=plan.reads,
-            )
-            if not request["dry_run"]:
-                if scores or alerts:
-                    customers[key] = record.to_bytes()
-                io.emit_scores(scores)
-                io.emit_alerts(alerts)
-        return Counts(customers=1, evaluations=evaluations, changed=len(scores))
-
-    def plan_for(request: dict[str, Any]) -> RequestPlan:
+    def job_for(request: dict[str, Any]) -> SweepJob:
         rules, removed = rules_for_request(io.catalogue(), list(request["rule_ids"]))
-        origin = Origin("sweep", request["sweep_id"], str(request["reason"]))
-        return RequestPlan(rules, removed, reads_of(rules), origin)
+        # A rule change re-scores each customer as they are now (their latest event time, as_of None); a
+        # nightly or manual sweep advances the feature windows to the sweep's as-of time.
+        return SweepJob(
+            rules=rule_sources(rules),
+            removed=tuple(removed),
+            as_of=None if request["reason"] == "rule_change" else request["as_of"],
+            origin=Origin("sweep", request["sweep_id"], str(request["reason"])),
+            alerts_enabled=request["reason"] == "nightly",
+            dry_run=bool(request["dry_run"]),
+        )
 
     def customers_in(event: EventT, request: dict[str, Any]) -> list[str]:
         """The request's customers, refused whole if one of them is not on the message's partition (its
@@ -159,8 +166,8 @@ def register(pipeline: Pipeline) -> None:
                 )
         return [request["customer_id"], *request["more_customer_ids"]]
 
-    async def sweep_request_event(event: EventT, batch: dict[bytes, tuple[EventT, Counts]]) -> None:
-        """One request message: every customer in it, each failure dead-lettered and counted on its own."""
+    async def start_request(event: EventT, batch: dict[bytes, tuple[EventT, Counts]]) -> Started | None:
+        """Decode one request message, read its customers' records and hand them to the sweep processes."""
         request: dict[str, Any] | None = None
         try:
             request = default_codec().decode(event.value, expect="SweepRequest")
@@ -170,23 +177,63 @@ def register(pipeline: Pipeline) -> None:
             if request is not None:  # counted, so the sweep still finishes (with its errors)
                 n = 1 + len(request["more_customer_ids"])
                 add_counts(batch, event, request["sweep_id"], Counts(customers=n, errors=n))
-            return
+            SWEEP_REQUESTS.inc()
+            return None
         started = time.perf_counter()
-        plan = plan_for(request)
-        total = Counts()
-        for n, customer_id in enumerate(customer_ids, 1):
+        job = job_for(request)
+        records: dict[str, bytes] = {}
+        with event_context(event):  # the customers' partition is the request's: the table reads that store
+            for customer_id in customer_ids:
+                raw = customers.get(customer_id.encode())
+                if raw is not None:  # never seen a transaction: nothing to evaluate, nothing emitted
+                    records[customer_id] = raw
+        results = asyncio.ensure_future(lane.sweep(job, list(records.items())))
+        return Started(event, request["sweep_id"], job, records, len(customer_ids) - len(records), results, started)
+
+    def apply_result(item: Started, result: SweptCustomer) -> Counts:
+        """Store and emit one customer's result, synchronously (no other agent runs between the check and the
+        write). If the record changed since it was read, the customer is swept again from the new record."""
+        with event_context(item.event):
+            key = result.customer_id.encode()
+            if result.record is not None:
+                current = customers.get(key)
+                if current != item.records[result.customer_id]:
+                    if current is None:  # erased meanwhile: nothing to score
+                        return Counts(customers=1, skipped=1)
+                    SWEEP_RESWEPT.inc()
+                    result = sweep_records(item.job, [(result.customer_id, current)])[0]
+            if result.error is not None:
+                raise CustomerFailed(result.customer_id, RuntimeError(result.error))
+            if result.record is not None:
+                customers[key] = result.record
+                io.emit_score_records(result.scores)
+                io.emit_alerts(result.alerts)
+        return Counts(customers=1, evaluations=result.evaluations, changed=len(result.scores))
+
+    async def finish_request(item: Started, batch: dict[bytes, tuple[EventT, Counts]]) -> None:
+        """Apply a request's results; each customer's failure is dead-lettered and counted on its own."""
+        total = Counts(customers=item.skipped, skipped=item.skipped)
+        try:
+            results = await item.results
+        except Exception as exc:  # noqa: BLE001 - the whole request failed to sweep: dead-letter it, count it
+            await io.dead_letter(item.event, exc, reason="processing_failed")
+            results = []
+            total = total.plus(Counts(customers=len(item.records), errors=len(item.records)))
+        for n, result in enumerate(results, 1):
             try:
-                counts = sweep_one(event, request, plan, customer_id)
+                counts = apply_result(item, result)
             except Exception as exc:  # noqa: BLE001 - one customer's bad record must not stop the others
-                await io.dead_letter(event, CustomerFailed(customer_id, exc), reason="processing_failed")
+                failure = exc if isinstance(exc, CustomerFailed) else CustomerFailed(result.customer_id, exc)
+                await io.dead_letter(item.event, failure, reason="processing_failed")
                 counts = Counts(customers=1, errors=1)
             total = total.plus(counts)
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        add_counts(batch, event, request["sweep_id"], total)
+        add_counts(batch, item.event, item.sweep_id, total)
         EVALUATIONS.labels("sweep").inc(total.evaluations)
-        EVALUATION_SECONDS.labels("sweep").observe(time.perf_counter() - started)
-        SWEEP_CUSTOMERS.labels(request["sweep_id"]).inc(total.customers)
+        EVALUATION_SECONDS.labels("sweep").observe(time.perf_counter() - item.started)
+        SWEEP_CUSTOMERS.labels(item.sweep_id).inc(total.customers)
+        SWEEP_REQUESTS.inc()
 
     @app.crontab(
         pipeline.settings.sweep_cron, timezone=ZoneInfo(pipeline.settings.sweep_timezone), on_leader=True
@@ -209,7 +256,10 @@ def register(pipeline: Pipeline) -> None:
         ):
             EVENTS_IN.labels("sweep").inc(len(events))
             batch: dict[bytes, tuple[EventT, Counts]] = {}
-            for event in events:
-                await sweep_request_event(event, batch)
-                await asyncio.sleep(0)
+            # every request of the batch goes to the sweep processes first, so they work on the next
+            # request while this loop stores and emits the results of the previous one
+            started = [await start_request(event, batch) for event in events]
+            for item in started:
+                if item is not None:
+                    await finish_request(item, batch)
             write_counts(batch)

@@ -12,6 +12,8 @@ __all__ = [
     "DUPLICATES",
     "PROCESSING_ERRORS",
     "SWEEP_CUSTOMERS",
+    "SWEEP_REQUESTS",
+    "SWEEP_RESWEPT",
     "CATALOGUE_RULES",
     "EVENT_AGE",
     "EVENT_AGE_BUCKETS",
@@ -31,6 +33,13 @@ PROCESSING_ERRORS = Counter(
     "nudge_processing_errors_total", "Messages that failed processing, per topic.", ["topic"]
 )
 SWEEP_CUSTOMERS = Counter("nudge_sweep_customers_total", "Sweep requests processed, per sweep.", ["sweep_id"])
+SWEEP_REQUESTS = Counter(
+    "nudge_sweep_requests_total", "Sweep request messages finished: swept, or dead-lettered whole."
+)
+SWEEP_RESWEPT = Counter(
+    "nudge_sweep_reswept_total",
+    "Customers swept a second time because a transaction changed their record while a sweep process had it.",
+)
 CATALOGUE_RULES = Gauge("nudge_catalogue_rules", "Rules in this worker's catalogue.")
 EVENT_AGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 EVENT_AGE = Histogram(

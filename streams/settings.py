@@ -59,6 +59,11 @@ class Settings:
     # Customers per sweep request message (all of one partition). Faust costs ~0.1-0.2 ms per message on
     # this machine, as much as evaluating a customer's whole catalogue, so a sweep groups customers.
     sweep_customers_per_request: int = 100
+    # Processes per worker that evaluate sweeps (streams/sweep_processes.py), so a sweep never holds up live
+    # transactions on the worker's one thread; they run at this lower CPU priority (nice 0-19). 0 sweeps
+    # in the worker's own process. More cores: more workers (partitions), each with its sweep process.
+    sweep_processes: int = 1
+    sweep_process_nice: int = 10
     # Alert delivery: the app's webhook (empty = not delivering yet; alerts wait in Kafka), its HMAC secret,
     # the delays in seconds before attempts 2..n (comma-separated; n = 1 + their number), request timeout.
     webhook_url: str = ""

@@ -39,10 +39,13 @@ class Recorder:
 
 @pytest.fixture
 def make_pipeline(tmp_path: Path) -> Iterator[Any]:
-    def build(*agent_modules: str) -> tuple[Pipeline, dict[str, Recorder]]:
+    built: list[Pipeline] = []
+
+    def build(*agent_modules: str, **settings: Any) -> tuple[Pipeline, dict[str, Recorder]]:
         pipeline = create_app(
-            load_settings(worker_data_dir=tmp_path), store="memory://", agent_modules=agent_modules
+            load_settings(worker_data_dir=tmp_path, **settings), store="memory://", agent_modules=agent_modules
         )
+        built.append(pipeline)
         pipeline.app.flow_control.resume()
         recorders: dict[str, Recorder] = {}
         for name, topic in pipeline.topics.items():
@@ -55,3 +58,7 @@ def make_pipeline(tmp_path: Path) -> Iterator[Any]:
         return pipeline, recorders
 
     yield build
+    for pipeline in built:  # the sweep agent's processes (streams/sweep_processes.py), if it started any
+        lane = pipeline.services.get("sweep-processes")
+        if lane is not None:
+            lane.close()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.customer import CustomerRecord
 from schemas.codec import default_codec
+from streams.metrics import SWEEP_REQUESTS, SWEEP_RESWEPT
 from tests.agents.test_transactions_agent import encode, netflix, put_all, scores_of
 
 AS_OF = datetime(2026, 10, 26, 1, 0, tzinfo=UTC)  # the gym is active; 45 days later it has lapsed
@@ -38,9 +42,16 @@ def sweep_request(customer: str, sweep_id: str, rule_ids: list[str] | None = Non
 
 
 async def run_sweep(pipeline: Any, requests: list[tuple[bytes, bytes]], partition: int | None = None) -> None:
+    """Put the requests and wait until the agent has finished each (swept or dead-lettered): the customers
+    are evaluated in a sweep process, so a request is still in flight when ``put`` returns."""
+    done_before = SWEEP_REQUESTS._value.get()
     async with pipeline.app.agents["sweep"].test_context() as ctx:
         for key, value in requests:
             await ctx.put(value, key=key, partition=partition)
+        deadline = time.monotonic() + 60
+        while SWEEP_REQUESTS._value.get() < done_before + len(requests):
+            assert time.monotonic() < deadline, "the sweep agent did not finish its requests within 60 s"
+            await asyncio.sleep(0.01)
 
 
 def latest_progress(out: Any, sweep_id: str) -> dict[str, int]:
@@ -135,6 +146,55 @@ async def test_a_request_failing_to_process_is_dead_lettered_and_counted(make_pi
     }
     assert totals == {"customers": 2, "errors": 1}
     assert any(json.loads(r.value)["sweep_id"] == "e1" for r in out["scores"].records if r.value)
+
+
+async def test_a_transaction_landing_while_the_customer_is_swept_is_kept(make_pipeline: Any) -> None:
+    """The sweep process works on the record as it was read; a transaction folded meanwhile must not be
+    overwritten by the sweep's result: the customer is swept again from the new record before anything is
+    written or emitted."""
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    transactions = pipeline.app.agents["transactions"]
+    await put_all(transactions, [gym(i, "cust-r") for i in range(5)])
+    lane = pipeline.services["sweep-processes"]
+    sweep_in_processes = lane.sweep
+
+    async def sweep_while_a_transaction_lands(job: Any, customers: Any) -> Any:
+        results = await sweep_in_processes(job, customers)
+        await put_all(transactions, [gym(5, "cust-r")])
+        return results
+
+    lane.sweep = sweep_while_a_transaction_lands
+    reswept = SWEEP_RESWEPT._value.get()
+    before = len(out["scores"].records)
+    await run_sweep(pipeline, [(b"cust-r", sweep_request("cust-r", "r1"))])
+
+    assert SWEEP_RESWEPT._value.get() == reswept + 1
+    stored = CustomerRecord.from_bytes(pipeline.tables["customers"].data[b"cust-r"])
+    sixth = datetime.fromisoformat(gym(5, "cust-r")["BookingDateTime"]).timestamp()
+    assert stored.as_of == sixth, "the transaction folded during the sweep is in the stored record"
+    swept = {r.key: r.value for r in out["scores"].records[before:] if r.value and b'"sweep_id":"r1"' in r.value}
+    assert swept and all(k.decode().split("#", 1)[1] in stored.book.scores for k in swept)
+
+    # the same as sweeping the six transactions' record with nothing in between
+    calm, calm_out = make_pipeline("agents.transactions", "agents.sweep")
+    await put_all(calm.app.agents["transactions"], [gym(i, "cust-r") for i in range(6)])
+    calm_before = len(calm_out["scores"].records)
+    await run_sweep(calm, [(b"cust-r", sweep_request("cust-r", "r1"))])
+    assert swept == {r.key: r.value for r in calm_out["scores"].records[calm_before:] if r.value}
+
+
+async def test_sweeping_in_the_worker_process_gives_the_same_scores(make_pipeline: Any) -> None:
+    """NUDGE_SWEEP_PROCESSES=0: the same results, evaluated on the worker's own event loop."""
+    results = []
+    for processes in (0, 1):
+        pipeline, out = make_pipeline("agents.transactions", "agents.sweep", sweep_processes=processes)
+        await put_all(pipeline.app.agents["transactions"], [gym(i, c) for c in ON_TWO[:2] for i in range(5)])
+        request = sweep_request(ON_TWO[0], "p", more_customer_ids=list(ON_TWO[1:]))
+        await run_sweep(pipeline, [(ON_TWO[0].encode(), request)], partition=2)
+        assert (pipeline.services["sweep-processes"]._pool is None) == (processes == 0)
+        results.append((scores_of(out["scores"]), latest_progress(out, "p")))
+    assert results[0] == results[1]
+    assert results[0][1]["customers"] == 4 and results[0][1]["skipped"] == 2
 
 
 # Customers whose keys hash to partition 2 of 4 (streams.sweeps.partition_of), and one on partition 1.
