@@ -15,31 +15,35 @@ cached across customers).
 
 Then, with live transactions of the distinct customers trickling in at ``--trickle`` tx/s throughout:
   * baseline: trickle only, no sweep (1 worker);
-  * sweep 1 and sweep 2 with 1 worker (the first one emits the scores, the second is a repeat that changes
-    little: a nightly run on unchanged customers);
-  * a second worker joins (rebalance, it recovers its partitions from the changelog), then sweep 3 with 2
-    workers (a repeat, comparable with sweep 2);
-  * raw ceiling: a bare confluent-kafka consumer reading sweep 3's requests.
-Each sweep is ``publish_sweep`` of all customers with every rule of the catalogue, reason manual, as of now,
+  * with 1 worker evaluating in its sweep process (streams/sweep_processes.py, the default): sweep 1 (the first
+    one, it emits every score), a repeat (changes little), and a "next night" sweep as of a day later (windows
+    advance: many scores change, as in a real nightly run);
+  * the same worker restarted with NUDGE_SWEEP_PROCESSES=0 (evaluating on its own event loop, as before the
+    sweep processes): a repeat and the next night after that;
+  * restarted with its sweep process again: a repeat and the next night after that (A-B-A: whatever the
+    machine did meanwhile shows in the two A rows);
+  * a second worker joins (rebalance, it recovers its partitions from the changelog), then a repeat with 2
+    workers;
+  * raw ceiling: a bare confluent-kafka consumer reading that last sweep's requests.
+Each sweep is ``publish_sweep`` of all customers with every rule of the catalogue, reason manual,
 ``sweep_customers_per_request`` customers of a partition per request message (NUDGE_SWEEP_CUSTOMERS_PER_REQUEST,
-default 100), except sweep 2b: the same repeat as sweeps 2 and 2c (before and after it) with one customer per
-request, side by side;
-evaluations/s = sum of the ``evaluations`` counters of ``read_progress`` / (latest counter update − start of
-publishing). Trickle latency = produce → first score naming the transaction, for transactions produced while
-the sweep ran. Prints figures against the target (≥200,000 evaluations/s), with the load average. Never asserts.
+default 100). evaluations/s = sum of the ``evaluations`` counters of ``read_progress`` / (latest counter update −
+start of publishing). Trickle latency = produce → first score naming the transaction, for transactions
+produced while the sweep ran; "age at agent" = how old transactions were when the transactions agent took them
+in (its ``nudge_event_age_seconds`` histogram). RSS includes the workers' sweep processes. Prints figures
+against the target (≥200,000 evaluations/s), with the load average. Never asserts.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
@@ -59,10 +63,10 @@ from bench.common import (
     percentiles,
     print_table,
     publish_catalogue,
-    rss_bytes,
     scrape_buckets,
     scrape_counter,
     simulated,
+    tree_rss_bytes,
     wait_committed,
 )
 from connectors import sink
@@ -73,7 +77,7 @@ from schemas.records import to_transaction
 from streams.producer import make_producer
 from streams.settings import PROJECT_ROOT, Settings, load_settings
 from streams.sweeps import publish_sweep, read_progress
-from tests.integration.workers import WorkerGroup, end_offsets
+from tests.integration.workers import WorkerGroup, end_offsets, stop_process
 
 MIB = 1024 * 1024
 SINK_GROUP = f"connect-{sink.connector_name()}"  # Kafka Connect's consumer group for a sink connector
@@ -232,7 +236,7 @@ def age_buckets(ports: dict[str, int]) -> dict[float, float]:
 
 
 def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: list[str], rule_ids: list[str],
-              trickle: Trickle, ports: dict[str, int]) -> SweepRun:
+              trickle: Trickle, ports: dict[str, int], nights_later: int = 0) -> SweepRun:
     waited, drained = wait_sink_drained(settings)
     print(f"{label}: waited {waited:.1f} s for the DynamoDB sink to take in {drained:,} scores"
           + (f" ({drained / waited:,.0f} items/s)" if drained and waited > 1 else ""))
@@ -241,11 +245,12 @@ def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: lis
     ages_before = age_buckets(ports)
     t_wall0 = time.time()
     t0 = time.perf_counter()
-    start = publish_sweep(settings, customers, rule_ids=rule_ids, as_of=datetime.now(UTC), reason="manual")
+    as_of = datetime.now(UTC) + timedelta(days=nights_later)
+    start = publish_sweep(settings, customers, rule_ids=rule_ids, as_of=as_of, reason="manual")
     publish_s = time.perf_counter() - t0
     while True:
         for name, proc in group.procs.items():
-            peak[name] = max(peak[name], rss_bytes(proc.pid))
+            peak[name] = max(peak[name], tree_rss_bytes(proc.pid))
         progress = read_progress(settings).get(start.sweep_id)
         if progress is not None and progress.done:
             break
@@ -265,6 +270,16 @@ def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: lis
         (p50, p99, n_ages), peak,
         start.last_offsets,
     )
+
+
+def restart_w1(group: WorkerGroup, ports: dict[str, int], sweep_processes: str) -> None:
+    """Stop w1 and start it again with NUDGE_SWEEP_PROCESSES set (its RocksDB data dir is kept)."""
+    stop_process(group.procs.pop("w1"))
+    group.extra_env["NUDGE_SWEEP_PROCESSES"] = sweep_processes
+    t = time.perf_counter()
+    group.start("w1", ports["w1"])
+    group.wait_ready(timeout_s=1800)
+    print(f"w1 restarted with NUDGE_SWEEP_PROCESSES={sweep_processes} and ready in {time.perf_counter() - t:.1f} s")
 
 
 def wait_two_members(settings: Settings, group: WorkerGroup, ports: dict[str, int], timeout_s: float = 600) -> float:
@@ -317,27 +332,32 @@ def main() -> None:
         group.start("w1", ports["w1"])
         group.wait_ready(timeout_s=1800)
         print(f"w1 ready (table recovered from the changelog) in {time.perf_counter() - t:.1f} s; "
-              f"RSS {rss_bytes(group.procs['w1'].pid) / MIB:,.0f} MiB; load {load_average()}")
+              f"RSS {tree_rss_bytes(group.procs['w1'].pid) / MIB:,.0f} MiB; load {load_average()}")
 
         with Trickle(settings, distinct, args.trickle, f"tr{run}-") as trickle:
             t_base0 = time.time()
             time.sleep(args.baseline)
             base_lat, base_worker, base_sent = trickle.window(t_base0, time.time() - 3.0)
             base_load = load_average()
-            runs.append(run_sweep(settings, "sweep 1, 1 worker (first)", group, customers, rule_ids, trickle, ports))
-            runs.append(run_sweep(settings, "sweep 2, 1 worker (repeat)", group, customers, rule_ids, trickle, ports))
-            one_each = dataclasses.replace(settings, sweep_customers_per_request=1)
-            runs.append(run_sweep(one_each, "sweep 2b, 1 worker (repeat, 1 customer/request)", group, customers,
-                                  rule_ids, trickle, ports))
-            runs.append(run_sweep(settings, "sweep 2c, 1 worker (repeat, as sweep 2)", group, customers, rule_ids,
-                                  trickle, ports))
+            def sweep(label: str, nights_later: int = 0) -> None:
+                runs.append(run_sweep(settings, label, group, customers, rule_ids, trickle, ports, nights_later))
+
+            sweep("1: 1 worker, sweep process, first")
+            sweep("2: 1 worker, sweep process, repeat")
+            sweep("3: 1 worker, sweep process, next night", 1)
+            restart_w1(group, ports, "0")
+            sweep("4: 1 worker, in-process, repeat", 1)
+            sweep("5: 1 worker, in-process, next night", 2)
+            restart_w1(group, ports, "1")
+            sweep("6: 1 worker, sweep process, repeat", 2)
+            sweep("7: 1 worker, sweep process, next night", 3)
             ports["w2"] = free_port()
             t = time.perf_counter()
             group.start("w2", ports["w2"])
             joined = wait_two_members(settings, group, ports)
             print(f"w2 joined, recovered and answering in {joined:.1f} s; load {load_average()}")
             since = end_offsets(settings, ["sweep"])
-            runs.append(run_sweep(settings, "sweep 3, 2 workers (repeat)", group, customers, rule_ids, trickle, ports))
+            sweep("8: 2 workers, sweep process, repeat", 3)
         raw_s, raw_n, raw_customers = raw_read(settings, since, runs[-1].last_offsets)
 
         rows = []
@@ -352,17 +372,17 @@ def main() -> None:
              "customers/s", "vs 200k/s", "load before -> after"],
             rows,
         )
-        one, single, again, two = runs[1], runs[2], runs[3], runs[4]
-        grouped = (one.evaluations / one.compute_s + again.evaluations / again.compute_s) / 2
-        print(f"{settings.sweep_customers_per_request} customers per request / 1 customer per request (1 worker, "
-              f"repeat sweeps; mean of sweeps 2 and 2c, which run before and after 2b): "
-              f"{grouped / (single.evaluations / single.compute_s):.2f}x")
-        r1, r2 = one.evaluations / one.compute_s, two.evaluations / two.compute_s
+        rates = {r.label.split(":")[0]: r.evaluations / r.compute_s for r in runs}
+        for kind, (a1, b, a2) in (("repeat", ("2", "4", "6")), ("next night", ("3", "5", "7"))):
+            print(f"{kind} sweeps, sweep process / in-process (1 worker; mean of sweeps {a1} and {a2}, which ran before "
+                  f"and after {b}): {(rates[a1] + rates[a2]) / 2 / rates[b]:.2f}x")
+        two = runs[-1]
         raw_rate = raw_customers / raw_s
-        print(f"2 workers / 1 worker (repeat sweeps): {r2 / r1:.2f}x; raw ceiling: a bare consumer read and decoded "
-              f"{raw_n:,} sweep requests ({raw_customers:,} customers) in {raw_s:.2f} s = {raw_rate:,.0f} customers/s "
-              f"(x {len(rule_ids)} rules = {raw_rate * len(rule_ids):,.0f} evaluations/s equivalent); "
-              f"sweep 3 customers/s is {two.customers / two.compute_s / raw_rate:.1%} of it")
+        print(f"2 workers / 1 worker (repeat sweeps 8 / mean of 2 and 6): {rates['8'] / ((rates['2'] + rates['6']) / 2):.2f}x; "
+              f"raw ceiling: a bare consumer read and decoded {raw_n:,} sweep requests ({raw_customers:,} customers) in "
+              f"{raw_s:.2f} s = {raw_rate:,.0f} customers/s (x {len(rule_ids)} rules = "
+              f"{raw_rate * len(rule_ids):,.0f} evaluations/s equivalent); sweep 8 customers/s is "
+              f"{two.customers / two.compute_s / raw_rate:.1%} of it")
 
         rows = []
         base = percentiles(base_lat)
@@ -385,7 +405,7 @@ def main() -> None:
         rows = []
         for name, proc in group.procs.items():
             data = dir_bytes(tmp / name)
-            rows.append([name, str(proc.pid), f"{rss_bytes(proc.pid) / MIB:,.0f}",
+            rows.append([name, str(proc.pid), f"{tree_rss_bytes(proc.pid) / MIB:,.0f}",
                          f"{max(r.peak_rss.get(name, 0) for r in runs) / MIB:,.0f}", f"{data / MIB:,.1f}"])
         total_data = sum(dir_bytes(tmp / n) for n in group.procs)
         print_table("memory and RocksDB", ["worker", "pid", "RSS MiB now", "peak RSS MiB in sweeps", "data dir MiB"],

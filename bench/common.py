@@ -9,6 +9,7 @@ prometheus counters of a worker; percentiles; a plain-text table that can be pas
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -240,6 +241,15 @@ def rss_bytes(pid: int) -> int:
         return 0
     match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
     return int(match.group(1)) * 1024 if match else 0
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """RSS of a process plus its direct children (a worker's sweep processes): /proc/PID/task/*/children."""
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            children.update(int(c) for c in task.read_text().split())
+    return rss_bytes(pid) + sum(rss_bytes(c) for c in children)
 
 
 def dir_bytes(path: Path) -> int:
