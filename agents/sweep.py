@@ -47,6 +47,13 @@ __all__ = ["register", "rules_for_request"]
 BATCH_MAX = 8  # request messages per batch, all sent to the sweep processes at once (up to 800 customers)
 BATCH_WITHIN_S = 0.05
 YIELD_EVERY = 16  # customers applied between two yields to the event loop
+# The worker has one producer buffer, first in first out, for every agent's output and table changelog, and
+# Faust's conductor holds back every incoming message while it holds more than 100 (ProducerBuffer.
+# max_messages). A sweep that changes scores can queue tens of thousands: live transactions then waited
+# behind them for as long as the sweep ran (bench/bench_sweep.py). So the sweep waits while the buffer holds
+# more than this many messages: a live transaction's score never queues behind more of the sweep's.
+PRODUCER_BACKLOG_MAX = 100
+PRODUCER_POLL_S = 0.001
 
 
 class CustomerFailed(Exception):
@@ -113,6 +120,7 @@ def register(pipeline: Pipeline) -> None:
     pipeline.tables["sweep-counts"] = progress
     progress_topic = pipeline.topics["sweep-progress"]
     lane = sweep_processes(pipeline)
+    producer_buffer = app.producer.buffer
     partitions = pipeline.settings.topic_partitions
 
     def add_counts(
@@ -227,7 +235,10 @@ def register(pipeline: Pipeline) -> None:
                 await io.dead_letter(item.event, failure, reason="processing_failed")
                 counts = Counts(customers=1, errors=1)
             total = total.plus(counts)
-            if n % YIELD_EVERY == 0:
+            if producer_buffer.size > PRODUCER_BACKLOG_MAX:
+                while producer_buffer.size > PRODUCER_BACKLOG_MAX // 2:
+                    await asyncio.sleep(PRODUCER_POLL_S)
+            elif n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         add_counts(batch, item.event, item.sweep_id, total)
         EVALUATIONS.labels("sweep").inc(total.evaluations)

@@ -183,6 +183,30 @@ async def test_a_transaction_landing_while_the_customer_is_swept_is_kept(make_pi
     assert swept == {r.key: r.value for r in calm_out["scores"].records[calm_before:] if r.value}
 
 
+async def test_the_sweep_waits_while_the_worker_producer_is_backed_up(make_pipeline: Any) -> None:
+    """Faust's conductor holds back every incoming message (live transactions too) while the producer buffer
+    holds more than 100 messages: the sweep must not keep filling it."""
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep", sweep_processes=0)  # no start-up time
+    await put_all(pipeline.app.agents["transactions"], [gym(i, "cust-w") for i in range(5)])
+    pending = pipeline.app.producer.buffer.pending
+    for _ in range(150):  # stands for other agents' output not yet handed to Kafka
+        pending.put_nowait(None)
+    drained_at: list[float] = []
+
+    async def drain_later() -> None:
+        await asyncio.sleep(0.5)
+        drained_at.append(time.monotonic())
+        while not pending.empty():
+            pending.get_nowait()
+
+    drainer = asyncio.ensure_future(drain_later())
+    await run_sweep(pipeline, [(b"cust-w", sweep_request("cust-w", "w1"))])
+    finished_at = time.monotonic()
+    await drainer
+    assert drained_at and finished_at >= drained_at[0], "the sweep finished while the backlog was still there"
+    assert latest_progress(out, "w1")["changed"] > 0
+
+
 async def test_sweeping_in_the_worker_process_gives_the_same_scores(make_pipeline: Any) -> None:
     """NUDGE_SWEEP_PROCESSES=0: the same results, evaluated on the worker's own event loop."""
     results = []
