@@ -70,6 +70,12 @@ def _max_poll_records(value: int) -> int:
     return value
 
 
+def _producer_batch_bytes(value: int) -> int:
+    if not 16 * 1024 <= value <= 1024 * 1024:
+        raise ValueError(f"NUDGE_WORKER_PRODUCER_BATCH_BYTES must be between 16384 and 1048576, not {value}")
+    return value
+
+
 def _compression(name: str) -> str | None:
     if name not in ("none", "lz4", "gzip", "snappy"):
         raise ValueError(f"NUDGE_WORKER_COMPRESSION must be none, lz4, gzip or snappy, not {name!r}")
@@ -108,6 +114,7 @@ def create_app(
         stream_buffer_maxsize=STREAM_BUFFER_MAXSIZE,
         broker_max_poll_records=_max_poll_records(settings.worker_max_poll_records),
         producer_linger_ms=5,
+        producer_max_batch_size=_producer_batch_bytes(settings.worker_producer_batch_bytes),
         producer_compression_type=_compression(settings.worker_compression),
         consumer_auto_offset_reset=settings.auto_offset_reset,
         autodiscover=False,

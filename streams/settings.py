@@ -47,6 +47,11 @@ class Settings:
     # customer's whole record (~16 KB) per customer per batch: on this 2-core machine "none" processed
     # live transactions ~1.4x faster than "lz4" (bench/README.md). Set lz4 where the network is the limit.
     worker_compression: str = "none"
+    # Largest record batch the worker's producer builds per partition. aiokafka keeps one open batch per
+    # partition and waits for it to be sent before starting the next, so a batch must hold many records: at
+    # Faust's default (16 KiB) one customer record (~13 KB) filled a changelog batch, and a sweep that changed
+    # scores was held to a record per partition per round trip. At most the broker's message.max.bytes (1 MiB).
+    worker_producer_batch_bytes: int = 512 * 1024
     # Most records one fetch hands to Faust's conductor, across every partition. The conductor delivers a
     # fetch's records one by one in order; with no cap (aiokafka's default) a fetch can hold thousands of
     # sweep requests, and when the sweep stream's buffer fills the conductor waits for the sweep agent

@@ -31,3 +31,10 @@ def test_fetches_are_capped_below_the_stream_buffers_slack(tmp_path: Path) -> No
     assert _conf(tmp_path, worker_max_poll_records=1000).broker_max_poll_records == 1000
     with pytest.raises(ValueError, match="NUDGE_WORKER_MAX_POLL_RECORDS must be between 1 and 1639, not 5000"):
         _conf(tmp_path, worker_max_poll_records=5000)
+
+
+def test_producer_batches_hold_many_customer_records_and_stay_within_the_broker_limit(tmp_path: Path) -> None:
+    assert _conf(tmp_path).producer_max_batch_size == 512 * 1024
+    assert _conf(tmp_path, worker_producer_batch_bytes=65536).producer_max_batch_size == 65536
+    with pytest.raises(ValueError, match="NUDGE_WORKER_PRODUCER_BATCH_BYTES must be between 16384 and 1048576, not 2000000"):
+        _conf(tmp_path, worker_producer_batch_bytes=2_000_000)
