@@ -32,7 +32,7 @@ from datetime import date
 from operator import itemgetter
 from typing import Any
 
-from .fastpath import FastGen
+from .fastpath import FAST_NAMES, FastGen
 from .model import ItemResult, RuleOutcome
 from .runtime import RUNTIME
 
@@ -368,8 +368,7 @@ def _build(rules: tuple[Any, ...]) -> BatchEvaluator:
     ast.fix_missing_locations(tree)
     ns: dict[str, Any] = {
         "__builtins__": {}, **RUNTIME, "Exception": Exception, "tuple": tuple, "len": len,
-        "_O": RuleOutcome, "_I": ItemResult, "_new": tuple.__new__, "_by_score": itemgetter(1), "_str": str,
-        "_int": int, "_float": float, "_MONEY": ",.2f", "_MONEY_SMALL": ".2f",
+        "_O": RuleOutcome, "_I": ItemResult, "_new": tuple.__new__, "_by_score": itemgetter(1), **FAST_NAMES,
         "_REFS": tuple(sec.plan.reference for sec in sections),
     }
     for sec in sections:

@@ -24,7 +24,7 @@ from .batch import RulePlan
 from .errors import RuleValidationError, ValidationIssue
 from .examples_schema import parse_examples
 from .expressions import NUMERIC, ExprCompiler, Limits, Scope, Typed
-from .fastpath import FastGen
+from .fastpath import FAST_NAMES, FastGen
 from .model import CompiledRule, ItemResult, Reason, RuleOutcome
 from .rulefile import RuleDoc, parse_duration, read_rule_doc
 from .runtime import RUNTIME
@@ -297,7 +297,7 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
         "_I": ItemResult, "_new": tuple.__new__, "_NE": tuple(not_eligible), "_NW": tuple(windows),
         "_VF": vf, "_VU": vu, "_RID": rid, "_VER": version, "_ItemError": _ItemError,
         "_by_score": itemgetter(1), "_item_error_text": lambda e: _item_reason(registry, coll, e),
-        "_str": str, "_int": int, "_float": float, "_MONEY": ",.2f", "_MONEY_SMALL": ".2f", **{f"_K{i}": cc.consts[i] for i in consts},
+        **FAST_NAMES, **{f"_K{i}": cc.consts[i] for i in consts},
         **{f"_NE{i}": outcome for i, outcome in enumerate(not_eligible)}, "_NW0": windows[0], "_NW1": windows[1],
     }
     exec(compile(code, f"<rule {rid}>", "exec"), ns)  # noqa: S102 - source generated above, see module doc

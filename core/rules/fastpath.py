@@ -28,8 +28,13 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["FastGen"]
+__all__ = ["FastGen", "FAST_NAMES"]
 
+# names the rewritten code uses besides the runtime's (see :data:`.runtime.RUNTIME`)
+FAST_NAMES: dict[str, object] = {
+    "_str": str, "_int": int, "_float": float, "_MONEY": ",.2f", "_MONEY_SMALL": ".2f",
+    "_float_format": float.__format__, "_format": format,
+}
 _AGGREGATES = frozenset({"_sum", "_any", "_all", "_agg_max", "_agg_min"})
 _NUMBER_FORMATTERS = frozenset({"_fmt_count", "_fmt_days", "_fmt_number"})
 
@@ -308,15 +313,17 @@ class _Rewriter(ast.NodeTransformer):
         if self.in_generator or not (isinstance(spec, ast.JoinedStr) and len(spec.values) == 1
                                      and isinstance(spec.values[0], ast.Constant) and spec.values[0].value == ",.2f"):
             return node
-        # money: below 1,000 there is nothing to group, and ".2f" gives the same text without the slower
-        # grouping path; the value is tested on the float itself so a rounding up to 1,000.00 never skips it
+        # money: a float is formatted by float.__format__ called directly (what the f-string's format would call,
+        # less its look-up of the method); below 1,000 there is nothing to group, and ".2f" gives the same text
+        # without the slower grouping path (tested on the float itself, so a rounding up to 1,000.00 never skips
+        # it); anything else goes through format() as the f-string would
         t = self.gen.temp("_t")
         value = ast.NamedExpr(ast.Name(t, ast.Store()), node.value)
-        small = ast.BoolOp(ast.And(), [
-            ast.Compare(ast.Attribute(_name(t), "__class__", ast.Load()), [ast.Is()], [_name("_float")]),
-            ast.Compare(ast.Constant(-999.99), [ast.LtE(), ast.LtE()], [_name(t), ast.Constant(999.99)])])
-        choice = ast.IfExp(small, _name("_MONEY_SMALL"), _name("_MONEY"))
-        return ast.FormattedValue(value, node.conversion, ast.JoinedStr([ast.FormattedValue(choice, -1, None)]))
+        is_float = ast.Compare(ast.Attribute(value, "__class__", ast.Load()), [ast.Is()], [_name("_float")])
+        small = ast.Compare(ast.Constant(-999.99), [ast.LtE(), ast.LtE()], [_name(t), ast.Constant(999.99)])
+        as_float = ast.Call(_name("_float_format"), [_name(t), ast.IfExp(small, _name("_MONEY_SMALL"), _name("_MONEY"))], [])
+        other = ast.Call(_name("_format"), [_name(t), _name("_MONEY")], [])
+        return ast.FormattedValue(ast.IfExp(is_float, as_float, other), -1, None)
 
     def visit_Compare(self, node: ast.Compare) -> ast.expr:
         self.generic_visit(node)

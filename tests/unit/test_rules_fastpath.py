@@ -131,6 +131,16 @@ def test_money_text_is_the_reference_text_around_the_grouping_boundary() -> None
         assert rule.evaluate(features) == reference(features), value
     assert rule.evaluate({"balance_available": 999.996}).message == "£1,000.00"
     assert rule.evaluate({"balance_available": -0.001}).message == "£-0.00"
+    assert "_float_format(" in rule.code  # the fast path formats floats with float.__format__ directly
+
+    class Pounds(float):  # not exactly a float: goes through format(), whose text the subclass decides
+        def __format__(self, spec: str) -> str:
+            return f"<{float(self):{spec}}>"
+
+    for value in (Pounds(12.5), Pounds(1234.5), Pounds(-0.004)):
+        features = {"balance_available": value}
+        assert rule.evaluate(features) == reference(features), value
+    assert rule.evaluate({"balance_available": Pounds(1234.5)}).message == "£<1,234.50>"
 
 
 _RULES = [compile_rule(p.read_text(encoding="utf-8"), str(p)) for p in sorted(CATALOGUE_DIR.glob("*.yaml"))] + \
