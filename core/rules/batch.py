@@ -380,10 +380,22 @@ def _build(rules: tuple[Any, ...]) -> BatchEvaluator:
 
 
 _cache: dict[tuple[Any, ...], BatchEvaluator] = {}
+# the rules of the last call (as a tuple and as a list) and their function: a sweep asks for the same rules
+# customer after customer (rescore passes a new list each time), and comparing the list given with the last one
+# costs a fraction of making a tuple of it and hashing that (~0.6 µs a call for 36 rules, 3-4% of evaluating them)
+_last: tuple[tuple[Any, ...], list[Any], BatchEvaluator] | None = None
 
 
 def batch_evaluator(rules: Sequence[Any]) -> BatchEvaluator:
     """The shared function for ``rules`` (compiled on first use, then remembered; bounded)."""
+    global _last
+    last = _last
+    if last is not None:
+        try:  # the same rules in the same order: equal element by element (identity, for this compiler's rules)
+            if rules == last[1] if rules.__class__ is list else rules == last[0]:
+                return last[2]
+        except Exception:  # noqa: BLE001 - rules whose comparison fails are looked up the usual way
+            pass
     key = tuple(rules)
     try:
         found = _cache.get(key)
@@ -393,6 +405,7 @@ def batch_evaluator(rules: Sequence[Any]) -> BatchEvaluator:
         if len(_cache) >= _MAX_CACHED:
             _cache.clear()
         found = _cache[key] = _build(key)
+    _last = (key, list(key), found)
     return found
 
 

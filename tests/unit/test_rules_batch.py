@@ -107,6 +107,28 @@ def test_the_function_is_remembered_per_list_and_the_memory_is_bounded(monkeypat
     assert len(batch_module._cache) <= 2
 
 
+
+def test_the_last_list_asked_for_is_remembered_by_its_contents_not_by_the_list(
+        vectors: list[dict[str, object]]) -> None:
+    """The memo of the last call compares the rules given with the last ones: a list changed in place, another list
+    or a tuple of other rules must not get the function of the rules asked for before."""
+    rules = list(_CATALOGUE.values())
+    first = batch_evaluator(rules)
+    assert batch_evaluator(list(rules)) is first and batch_evaluator(tuple(rules)) is first
+    rules.reverse()  # the same list object, other order
+    reversed_ = batch_evaluator(rules)
+    assert reversed_ is not first and reversed_.rules == tuple(rules)
+    rules[0] = _CATALOGUE["low_balance"]  # the same list object, another rule in it
+    changed = batch_evaluator(rules)
+    assert changed.rules == tuple(rules) and changed is not reversed_
+    assert batch_evaluator(tuple(rules[:5])).rules == tuple(rules[:5])
+    for a, b in [(rules, rules[:7]), (rules[:7], rules), (rules, rules)]:  # alternating lists
+        for v in vectors[:10]:
+            assert evaluate_all(a, v) == [r.evaluate(v) for r in a]
+            assert evaluate_all(b, v) == [r.evaluate(v) for r in b]
+    plain = _Plain()
+    assert batch_evaluator([plain]).code == "" and batch_evaluator([plain]).rules == (plain,)
+
 class _Plain:
     """A rule from elsewhere (no generated plan): evaluated on its own."""
 
@@ -117,7 +139,7 @@ class _Plain:
 
     def evaluate(self, features: object, explain: bool = False) -> Any:
         self.calls += 1
-        return _CATALOGUE["low_balance"].evaluate(features, explain)  # type: ignore[arg-type]
+        return _CATALOGUE["low_balance"].evaluate(features, explain)
 
     __hash__ = None  # type: ignore[assignment]  # not even hashable
 
