@@ -72,6 +72,8 @@ from bench.common import (
 from connectors import sink
 from core.customer import CustomerRecord, apply_transactions
 from core.rules.catalogue import load_catalogue
+from core.scoring import Origin
+from core.sweeping import SweepJob, rule_sources, sweep_records
 from schemas.codec import default_codec
 from schemas.records import to_transaction
 from streams.producer import make_producer
@@ -121,6 +123,22 @@ def fold_customers(months: int, distinct: int) -> tuple[list[str], list[bytes], 
         ids.append(cid)
         blobs.append(record.to_bytes())
     return ids, blobs, list(customers), time.perf_counter() - t0, txns
+
+
+def compute_ceiling(ids: list[str], blobs: list[bytes], rule_ids: list[str], nights_later: int) -> tuple[float, int]:
+    """The evaluation alone, no Kafka: ``core.sweeping.sweep_records`` over the distinct customers' records in
+    this process, as a sweep process runs it (one core; CPU time). Returns (evaluations per CPU second,
+    evaluations)."""
+    catalogue = load_catalogue(PROJECT_ROOT / "rules")
+    job = SweepJob(rule_sources([catalogue[r] for r in rule_ids]), (), datetime.now(UTC) + timedelta(days=nights_later),
+                   Origin("sweep", "ceiling", "manual"), alerts_enabled=False, dry_run=False)
+    pairs = list(zip(ids, blobs, strict=True))
+    sweep_records(job, pairs[:20])  # compile and warm up
+    t0 = time.process_time()
+    results = sweep_records(job, pairs)
+    cpu = time.process_time() - t0
+    evaluations = sum(r.evaluations for r in results)
+    return evaluations / cpu, evaluations
 
 
 def load_changelog(settings: Settings, app_id: str, ids: list[str], blobs: list[bytes], total: int) -> tuple[list[str], float]:
@@ -307,12 +325,14 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=3, help="months of history per simulated customer")
     parser.add_argument("--trickle", type=float, default=50.0, help="live transactions/s during the sweeps")
     parser.add_argument("--baseline", type=float, default=20.0, help="seconds of trickle without a sweep")
+    parser.add_argument("--sweep-processes", type=int, default=load_settings().sweep_processes,
+                        help="sweep processes per worker in the rows that use them (NUDGE_SWEEP_PROCESSES)")
     args = parser.parse_args()
     exit_on_sigterm()
 
     settings = load_settings()
     run = uuid.uuid4().hex[:8]
-    print(f"bench_sweep run {run}: load average {load_average()}")
+    print(f"bench_sweep run {run}: load average {load_average()}; {args.sweep_processes} sweep process(es) per worker")
     print(publish_catalogue(settings))
     rule_ids = sorted(load_catalogue(PROJECT_ROOT / "rules"))
     ids, blobs, distinct, fold_s, txns = fold_customers(args.months, args.distinct)
@@ -322,6 +342,7 @@ def main() -> None:
           f"max {sizes[-1]:,}")
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-sweep-{run}-"))
     group = WorkerGroup(settings, tmp, app_id=f"bench-sweep-{run}")
+    group.extra_env["NUDGE_SWEEP_PROCESSES"] = str(args.sweep_processes)
     runs: list[SweepRun] = []
     try:
         customers, load_s = load_changelog(settings, group.app_id, ids, blobs, args.customers)
@@ -348,7 +369,7 @@ def main() -> None:
             restart_w1(group, ports, "0")
             sweep("4: 1 worker, in-process, repeat", 1)
             sweep("5: 1 worker, in-process, next night", 2)
-            restart_w1(group, ports, "1")
+            restart_w1(group, ports, str(args.sweep_processes))
             sweep("6: 1 worker, sweep process, repeat", 2)
             sweep("7: 1 worker, sweep process, next night", 3)
             ports["w2"] = free_port()
@@ -359,6 +380,7 @@ def main() -> None:
             since = end_offsets(settings, ["sweep"])
             sweep("8: 2 workers, sweep process, repeat", 3)
         raw_s, raw_n, raw_customers = raw_read(settings, since, runs[-1].last_offsets)
+        ceiling, ceiling_n = compute_ceiling(ids, blobs, rule_ids, 1)
 
         rows = []
         for r in runs:
@@ -383,6 +405,10 @@ def main() -> None:
               f"{raw_s:.2f} s = {raw_rate:,.0f} customers/s (x {len(rule_ids)} rules = "
               f"{raw_rate * len(rule_ids):,.0f} evaluations/s equivalent); sweep 8 customers/s is "
               f"{two.customers / two.compute_s / raw_rate:.1%} of it")
+
+        print(f"compute ceiling: core.sweeping.sweep_records over the {len(ids)} distinct records, as of a day later, with "
+              f"the same {len(rule_ids)} rules, in one process: {ceiling:,.0f} evaluations per CPU second ({ceiling_n:,} evaluations; load "
+              f"{load_average()}); x 2 cores = {2 * ceiling:,.0f}/s if nothing else ran on the machine")
 
         rows = []
         base = percentiles(base_lat)
