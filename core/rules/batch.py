@@ -271,6 +271,25 @@ def _share_item_fields(tree: ast.Module) -> None:
         loop.body = [*reads, *loop.body]
 
 
+class _ShortJumps(ast.NodeTransformer):
+    """``if test: <body building an outcome>`` → ``if not test: pass`` / ``else: <body>``: the same branches.
+
+    CPython 3.11 specialises a comparison (float, int, str) only when a conditional jump follows it at once;
+    a jump over a body longer than 255 code units takes an EXTENDED_ARG first, and the comparison then stays
+    generic for good (a call of PyObject_RichCompare, a bool object, then the jump). In the second form the
+    conditional jump only skips an unconditional one (which carries the EXTENDED_ARG), so the comparisons of
+    the test specialise. Applied where the body builds an outcome (the long bodies) and the test compares.
+    """
+
+    def visit_If(self, node: ast.If) -> ast.If:
+        self.generic_visit(node)
+        if node.orelse or not any(isinstance(n, ast.Compare) for n in ast.walk(node.test)) or not any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_new"
+                for stmt in node.body for n in ast.walk(stmt)):
+            return node
+        return ast.If(ast.UnaryOp(ast.Not(), node.test), [ast.Pass()], node.body)
+
+
 def _element_as_item(statements: list[str], indent: str) -> list[str]:
     """An aggregate's per-element statements (element ``_x``) for the shared loop, whose element is ``_it``."""
     tree = _Renamer({"_x": "_it"}).visit(ast.parse("\n".join(statements)))
@@ -365,6 +384,7 @@ def _build(rules: tuple[Any, ...]) -> BatchEvaluator:
     sections = [_Section(i, rule, loop_colls) for i, rule in enumerate(rules)]
     tree = ast.parse(_source(sections))
     _share_item_fields(tree)
+    tree = _ShortJumps().visit(tree)
     ast.fix_missing_locations(tree)
     ns: dict[str, Any] = {
         "__builtins__": {}, **RUNTIME, "Exception": Exception, "tuple": tuple, "len": len,

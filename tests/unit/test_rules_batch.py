@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dis
 import gzip
 import json
 import random
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,20 @@ def test_the_last_list_asked_for_is_remembered_by_its_contents_not_by_the_list(
             assert evaluate_all(b, v) == [r.evaluate(v) for r in b]
     plain = _Plain()
     assert batch_evaluator([plain]).code == "" and batch_evaluator([plain]).rules == (plain,)
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="CPython 3.11's specialisation of comparisons")
+def test_comparisons_of_the_shared_loops_specialise(vectors: list[dict[str, object]]) -> None:
+    """A comparison followed by a jump with an EXTENDED_ARG (over a long body) stays generic in CPython 3.11:
+    the shared function writes such tests so that a short jump follows them (batch._ShortJumps)."""
+    rules = list(_CATALOGUE.values())
+    evaluator = batch_evaluator(rules)
+    for v in vectors * 3:  # past the interpreter's warm-up counters
+        evaluator.evaluate(v)
+    generic = [i for i in dis.get_instructions(evaluator.evaluate, adaptive=True) if i.opname == "COMPARE_OP"]
+    lines = evaluator.code.splitlines()
+    assert not generic, [lines[i.positions.lineno - 1].strip() for i in generic if i.positions and i.positions.lineno]
+
 
 class _Plain:
     """A rule from elsewhere (no generated plan): evaluated on its own."""
