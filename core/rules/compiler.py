@@ -437,27 +437,31 @@ def _make_explain(evaluate: Callable[..., RuleOutcome], conjuncts: list[_Part],
                   cond_fns: list[Callable[..., object]], coll: str | None,
                   registry: Mapping[str, FeatureSpec]) -> Callable[[Mapping[str, object]], RuleOutcome]:
     key = registry[coll].key if coll else None
+    # per condition, worked out once: its function, the names it reads in order, and both verdict texts
+    plans = [(part, fn, tuple(sorted(part.used)), tuple(sorted(part.fields)),
+              f"{part.text}: holds", f"{part.text}: fails") for part, fn in zip(conjuncts, cond_fns, strict=True)]
 
-    def read_values(features: Mapping[str, object], item: object, part: _Part) -> dict[str, object]:
+    def read_values(features: Mapping[str, object], item: object, used: tuple[str, ...],
+                    fields: tuple[str, ...]) -> dict[str, object]:
         out: dict[str, object] = {}
-        for name in sorted(part.used):
+        for name in used:
             value = features.get(name, "<missing>")
             out[name] = f"<{len(value)} items>" if isinstance(value, list) else value
         if isinstance(item, dict):
-            out.update({f"item.{f}": item.get(f, "<missing>") for f in sorted(part.fields)})
+            for f in fields:
+                out[f"item.{f}"] = item.get(f, "<missing>")
         return out
 
     def steps(features: Mapping[str, object], item: object, label: str | None) -> list[Reason]:
         reasons: list[Reason] = []
-        for part, fn in zip(conjuncts, cond_fns, strict=True):
+        for part, fn, used, fields, holds, fails in plans:
             try:
                 value: object = fn(features, item)
                 passed = bool(value)
             except Exception as exc:  # noqa: BLE001
                 value, passed = f"error: {type(exc).__name__}: {exc}", False
-            verdict = "holds" if passed else "fails"
-            reasons.append(Reason(f"{part.text}: {verdict}", part.text, value, passed,
-                                  read_values(features, item, part), label))
+            reasons.append(Reason(holds if passed else fails, part.text, value, passed,
+                                  read_values(features, item, used, fields), label))
             if not passed:
                 break
         return reasons
