@@ -17,14 +17,7 @@ __all__ = ["register"]
 
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
-    counts = app.Table(
-        "transaction-count",
-        key_type=bytes,
-        value_type=int,
-        default=int,
-        partitions=pipeline.settings.topic_partitions,
-    )
-    pipeline.tables["transaction-count"] = counts
+    counts = pipeline.table("transaction-count", value_type=int, default=int)
     out = pipeline.topics["transaction-counts"]
 
     @app.agent(pipeline.topics["transactions"], name="count-transactions")

@@ -28,10 +28,7 @@ def customers_table(pipeline: Pipeline) -> Any:
     once and shared by the transactions, sweep and lifecycle agents (their topics are co-partitioned)."""
     table = pipeline.tables.get("customers")
     if table is None:
-        table = pipeline.app.Table(
-            "customers", key_type=bytes, value_type=bytes, partitions=pipeline.settings.topic_partitions
-        )
-        pipeline.tables["customers"] = table
+        table = pipeline.table("customers")
     return table
 
 

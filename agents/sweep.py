@@ -114,10 +114,7 @@ def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     io = AgentIO.for_pipeline(pipeline, source="sweep")
     customers = io.customers
-    progress = app.Table(
-        "sweep-counts", key_type=bytes, value_type=bytes, partitions=pipeline.settings.topic_partitions
-    )
-    pipeline.tables["sweep-counts"] = progress
+    progress = pipeline.table("sweep-counts")
     progress_topic = pipeline.topics["sweep-progress"]
     lane = sweep_processes(pipeline)
     producer_buffer = app.producer.buffer

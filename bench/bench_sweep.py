@@ -387,11 +387,11 @@ def main() -> None:
             rate = r.evaluations / r.compute_s
             rows.append([r.label, f"{r.customers:,}", f"{r.evaluations:,}", f"{r.changed:,}", str(r.skipped + r.errors),
                          f"{r.publish_s:.1f}", f"{r.compute_s:.1f}", fmt(rate), fmt(r.customers / r.compute_s),
-                         f"{rate / 200_000:.0%}", r.load])
+                         f"{rate / 200_000:.0%}", f"{max(r.peak_rss.values()) / MIB:,.0f}", r.load])
         print_table(
             f"sweeps of {len(customers):,} customers x {len(rule_ids)} rules (wall = start of publishing -> last counter)",
             ["sweep", "customers", "evaluations", "changed", "skip+err", "publish s", "wall s", "evals/s",
-             "customers/s", "vs 200k/s", "load before -> after"],
+             "customers/s", "vs 200k/s", "peak RSS MiB", "load before -> after"],
             rows,
         )
         rates = {r.label.split(":")[0]: r.evaluations / r.compute_s for r in runs}

@@ -40,6 +40,17 @@ class Pipeline:
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)
+    table_options: dict[str, Any] | None = None
+    """Store options of every table (Faust takes them per table, not per app): RocksDB driver and memory."""
+
+    def table(self, name: str, **kwargs: Any) -> Any:
+        """A table partitioned like the input topics, with the worker's store options; bytes in and out
+        unless ``kwargs`` say otherwise."""
+        kwargs.setdefault("key_type", bytes)
+        kwargs.setdefault("value_type", bytes)
+        table = self.app.Table(name, partitions=self.settings.topic_partitions, options=self.table_options, **kwargs)
+        self.tables[name] = table
+        return table
 
 
 def _faust_topics(app: faust.App) -> dict[str, faust.TopicT]:
@@ -76,6 +87,16 @@ def _producer_batch_bytes(value: int) -> int:
     return value
 
 
+def _rocksdb_options(settings: Settings) -> dict[str, Any]:
+    """Table options for every RocksDB table partition: the rocksdict driver with bounded memory."""
+    cache, buffer = settings.worker_rocksdb_cache_mb, settings.worker_rocksdb_write_buffer_mb
+    if not 1 <= cache <= 65536:
+        raise ValueError(f"NUDGE_WORKER_ROCKSDB_CACHE_MB must be between 1 and 65536, not {cache}")
+    if not 1 <= buffer <= 4096:
+        raise ValueError(f"NUDGE_WORKER_ROCKSDB_WRITE_BUFFER_MB must be between 1 and 4096, not {buffer}")
+    return {"driver": "rocksdict", "block_cache_size": cache * 1024 * 1024, "write_buffer_size": buffer * 1024 * 1024}
+
+
 def _compression(name: str) -> str | None:
     if name not in ("none", "lz4", "gzip", "snappy"):
         raise ValueError(f"NUDGE_WORKER_COMPRESSION must be none, lz4, gzip or snappy, not {name!r}")
@@ -99,7 +120,6 @@ def create_app(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store=store or "rocksdb://",
-        table_options={"driver": "rocksdict"} if (store or "rocksdb://").startswith("rocksdb") else None,
         datadir=str(settings.worker_data_dir),
         topic_partitions=settings.topic_partitions,
         web_enabled=False,  # the worker serves its own aiohttp app (streams/web) on web_port
@@ -121,7 +141,9 @@ def create_app(
         **faust_security(settings),  # SASL/SCRAM over TLS when NUDGE_KAFKA_SECURITY=sasl_ssl
         **overrides,
     )
-    pipeline = Pipeline(app=app, settings=settings, topics=_faust_topics(app))
+    rocksdb = (store or "rocksdb://").startswith("rocksdb")
+    pipeline = Pipeline(app=app, settings=settings, topics=_faust_topics(app),
+                        table_options=_rocksdb_options(settings) if rocksdb else None)
     for name in agent_modules:
         importlib.import_module(name).register(pipeline)
     return pipeline

@@ -38,3 +38,15 @@ def test_producer_batches_hold_many_customer_records_and_stay_within_the_broker_
     assert _conf(tmp_path, worker_producer_batch_bytes=65536).producer_max_batch_size == 65536
     with pytest.raises(ValueError, match="NUDGE_WORKER_PRODUCER_BATCH_BYTES must be between 16384 and 1048576, not 2000000"):
         _conf(tmp_path, worker_producer_batch_bytes=2_000_000)
+
+
+def test_rocksdb_tables_get_bounded_memory(tmp_path: Path) -> None:
+    settings = load_settings({}, worker_data_dir=tmp_path, worker_rocksdb_cache_mb=32)
+    pipeline = create_app(settings, agent_modules=("agents.transactions",))
+    expected = {"driver": "rocksdict", "block_cache_size": 32 * 1024 * 1024, "write_buffer_size": 16 * 1024 * 1024}
+    assert pipeline.tables["customers"].options == expected
+    store = pipeline.tables["customers"].data  # the RocksDB store Faust opens each partition with
+    assert (store.rocksdb_options.block_cache_size, store.rocksdb_options.write_buffer_size) == (32 << 20, 16 << 20)
+    assert store.use_rocksdict
+    with pytest.raises(ValueError, match="NUDGE_WORKER_ROCKSDB_CACHE_MB must be between 1 and 65536, not 0"):
+        create_app(load_settings({}, worker_data_dir=tmp_path, worker_rocksdb_cache_mb=0), agent_modules=())
