@@ -8,7 +8,8 @@ evaluated with the same evaluator as the real-time path, and only changed scores
 emitted: running a sweep twice emits nothing the second time, and replaying one reproduces its scores.
 
 The agent itself only reads records and applies results: the evaluation runs in the worker's sweep
-processes (streams/sweep_processes.py), so the thread serving live transactions is never busy with a sweep.
+processes (streams/sweep_processes.py), so the thread serving live transactions never evaluates a sweep,
+and the agent waits while the worker's producer buffer is backed up (see PRODUCER_BACKLOG_MAX).
 A record that a transaction changed while its customer was being swept is swept again here, from the new
 record, before anything is written or emitted (the transaction's fold is never overwritten).
 """

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from core.customer import CustomerRecord, reads_of, sweep_customer
 from core.rules import CompiledRule, compile_rule
@@ -116,5 +116,5 @@ def _sweep_one(
         record, rules, job.removed, customer_id, as_of, job.origin, job.alerts_enabled, reads=reads
     )
     changed = bool(scores or alerts) and not job.dry_run
-    encoded: list[Any] = [encode_score(update) for update in scores]
+    encoded = [encode_score(update) for update in scores]
     return SweptCustomer(customer_id, record.to_bytes() if changed else None, encoded, alerts, evaluations)

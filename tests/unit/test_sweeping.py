@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
@@ -134,37 +135,45 @@ def test_settings_out_of_range_are_refused_with_the_variable_named() -> None:
         SweepProcesses(1, nice=20)
 
 
-async def test_the_pool_splits_a_request_across_its_processes_in_order(
-    catalogue: Catalogue, stored: list[tuple[str, bytes]]
-) -> None:
-    lane = SweepProcesses(2)
-    try:
+@pytest.fixture
+async def started_lane() -> AsyncIterator[Callable[[int], Awaitable[SweepProcesses]]]:
+    """Started sweep process pools, each closed after the test."""
+    lanes: list[SweepProcesses] = []
+
+    async def start(processes: int) -> SweepProcesses:
+        lane = SweepProcesses(processes)
+        lanes.append(lane)
         await lane.on_start()
-        results = await lane.sweep(nightly_job(catalogue), stored)
-        assert comparable(results) == comparable(sweep_records(nightly_job(catalogue), stored))
-        pool = lane._pool
-        assert pool is not None and len(pool._processes) == 2
-        for pid in pool._processes:
-            assert os.getpriority(os.PRIO_PROCESS, pid) >= os.getpriority(os.PRIO_PROCESS, 0) + lane.nice - 1
-    finally:
+        return lane
+
+    yield start
+    for lane in lanes:
         lane.close()
+
+
+async def test_the_pool_splits_a_request_across_its_processes_in_order(
+    catalogue: Catalogue, stored: list[tuple[str, bytes]], started_lane: Any
+) -> None:
+    lane = await started_lane(2)
+    results = await lane.sweep(nightly_job(catalogue), stored)
+    assert comparable(results) == comparable(sweep_records(nightly_job(catalogue), stored))
+    pool = lane._pool
+    assert pool is not None and len(pool._processes) == 2
+    for pid in pool._processes:
+        assert os.getpriority(os.PRIO_PROCESS, pid) >= os.getpriority(os.PRIO_PROCESS, 0) + lane.nice - 1
 
 
 async def test_a_sweep_process_killed_mid_request_is_replaced_and_the_request_swept(
-    catalogue: Catalogue, stored: list[tuple[str, bytes]]
+    catalogue: Catalogue, stored: list[tuple[str, bytes]], started_lane: Any
 ) -> None:
-    lane = SweepProcesses(1)
-    try:
-        await lane.on_start()
-        pool = lane._pool
-        assert pool is not None
-        (victim,) = pool._processes
-        big = stored * 60  # long enough (about a second) to still be running when the kill lands
-        task = asyncio.ensure_future(lane.sweep(nightly_job(catalogue), big))
-        await asyncio.sleep(0.2)
-        os.kill(victim, signal.SIGKILL)
-        results = await asyncio.wait_for(task, 300)
-        assert lane._pool is not None and lane._pool is not pool, "a fresh pool replaced the broken one"
-        assert comparable(results) == comparable(sweep_records(nightly_job(catalogue), big))
-    finally:
-        lane.close()
+    lane = await started_lane(1)
+    pool = lane._pool
+    assert pool is not None
+    (victim,) = pool._processes
+    big = stored * 60  # long enough (about a second) to still be running when the kill lands
+    task = asyncio.ensure_future(lane.sweep(nightly_job(catalogue), big))
+    await asyncio.sleep(0.2)
+    os.kill(victim, signal.SIGKILL)
+    results = await asyncio.wait_for(task, 300)
+    assert lane._pool is not None and lane._pool is not pool, "a fresh pool replaced the broken one"
+    assert comparable(results) == comparable(sweep_records(nightly_job(catalogue), big))
