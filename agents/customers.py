@@ -1,7 +1,7 @@
 """Customer lifecycle: consent revoked or customer erased removes everything we hold on them.
 
 On ``ConsentRevoked`` or ``CustomerErased`` the customer's record (features and score book) is deleted from
-the table (a changelog tombstone) and every score they had is tombstoned on ``scores``, which the sink turns
+both tables (a changelog tombstone each) and every score they had is tombstoned on ``scores``, which the sink turns
 into DynamoDB deletes. ``ConsentGranted`` needs no action here: the sweep publisher reads consent from the
 same compacted topic.
 """
@@ -41,11 +41,11 @@ def register(pipeline: Pipeline) -> None:
                 if change["kind"] not in REMOVING_KINDS:
                     continue
                 with event_context(event):
-                    raw = customers.get(event.key)
-                    if raw is None:
+                    stored = customers.read_stored(change["customer_id"])
+                    if stored is None:
                         continue
-                    record = CustomerRecord.from_bytes(raw)
-                    del customers[event.key]
+                    record = CustomerRecord.from_bytes(stored.record, stored.book)
+                    customers.delete(event.key)
                 io.emit_scores(
                     [
                         ScoreUpdate(score_key(change["customer_id"], rule_id), None)

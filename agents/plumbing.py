@@ -9,9 +9,10 @@ from typing import Any
 import faust
 from faust.types import EventT
 
+from core.customer import CustomerRecord
 from core.events import Transaction
-from core.scoring import AlertOut, ScoreUpdate
-from core.sweeping import encode_score
+from core.scoring import AlertOut, ScoreBook, ScoreUpdate
+from core.sweeping import StoredCustomer, encode_score
 from schemas.codec import DecodeError, default_codec
 from schemas.records import InvalidRecord, to_transaction
 from streams.app import Pipeline
@@ -20,16 +21,68 @@ from streams.dead_letter import build_dead_letter
 from streams.metrics import EVENTS_OUT, PROCESSING_ERRORS
 from streams.topics import dead_letter_of
 
-__all__ = ["AgentIO", "alert_record"]
+__all__ = ["AgentIO", "CustomerStore", "alert_record", "read_value"]
 
 
-def customers_table(pipeline: Pipeline) -> Any:
-    """The RocksDB table of :class:`core.customer.CustomerRecord` bytes, keyed by customer id. Declared
-    once and shared by the transactions, sweep and lifecycle agents (their topics are co-partitioned)."""
-    table = pipeline.tables.get("customers")
-    if table is None:
-        table = pipeline.table("customers")
-    return table
+def read_value(table: Any, key: bytes) -> bytes | None:
+    """A table's value for ``key`` in one store lookup (a Faust table's own ``get`` looks a key up twice,
+    membership then value; RocksDB copies the whole value both times)."""
+    try:
+        value: bytes = table.data[key]
+    except KeyError:
+        return None
+    return value
+
+
+@dataclass
+class CustomerStore:
+    """A customer's record in its two RocksDB tables, keyed by customer id (why two: core/customer.py):
+    ``customers`` (feature state, rewritten by every batch of transactions) and ``score-books`` (rewritten
+    only when scores or alerts change). Declared once and shared by the transactions, sweep and lifecycle
+    agents, whose topics are co-partitioned. Use inside an event context: a table reads and writes the
+    store and changelog partition of the current event."""
+
+    records: Any
+    books: Any
+
+    @classmethod
+    def for_pipeline(cls, pipeline: Pipeline) -> CustomerStore:
+        store = pipeline.services.get("customer-store")
+        if store is None:
+            store = cls(pipeline.table("customers"), pipeline.table("score-books"))
+            pipeline.services["customer-store"] = store
+        return store
+
+    def read_stored(self, customer_id: str) -> StoredCustomer | None:
+        """Both values as stored (what a sweep process is given), None for a customer never seen."""
+        key = customer_id.encode()
+        record = read_value(self.records, key)
+        if record is None:
+            return None
+        return StoredCustomer(customer_id, record, read_value(self.books, key))
+
+    def read(self, key: bytes) -> tuple[CustomerRecord, ScoreBook | None]:
+        """The record (a new one for a customer never seen) and a snapshot of the book as ``score-books``
+        holds it (None: nothing there yet), for :meth:`write` to tell whether the book changed."""
+        book = read_value(self.books, key)
+        record = CustomerRecord.from_bytes(read_value(self.records, key), book)
+        return record, record.book.copy() if book is not None else None
+
+    def write(self, key: bytes, record: CustomerRecord, stored_book: ScoreBook | None) -> None:
+        """Write the feature state, and the book if it differs from what ``score-books`` holds (a record of
+        the older formats carries its book inside: that book is moved to ``score-books`` here)."""
+        self.records[key] = record.to_bytes()
+        if record.book != (ScoreBook() if stored_book is None else stored_book):
+            self.books[key] = record.book_bytes()
+
+    def write_book(self, key: bytes, book: bytes) -> None:
+        self.books[key] = book
+
+    def delete(self, key: bytes) -> None:
+        """Forget the customer: a changelog tombstone in each table."""
+        for table in (self.records, self.books):
+            if read_value(table, key) is not None:
+                del table[key]
 
 
 def catalogue_feed(pipeline: Pipeline) -> RuleCatalogueFeed:
@@ -61,12 +114,12 @@ def alert_record(alert: AlertOut) -> dict[str, Any]:
 class AgentIO:
     pipeline: Pipeline
     source: str
-    customers: Any
+    customers: CustomerStore
     feed: RuleCatalogueFeed
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline, source: str) -> AgentIO:
-        return cls(pipeline, source, customers_table(pipeline), catalogue_feed(pipeline))
+        return cls(pipeline, source, CustomerStore.for_pipeline(pipeline), catalogue_feed(pipeline))
 
     def catalogue(self) -> Any:
         return self.feed.current

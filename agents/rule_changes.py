@@ -31,7 +31,7 @@ def register(pipeline: Pipeline) -> None:
         sweep_id = f"rule_change-{rule_id}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         sweep = pipeline.topics["sweep"]
         codec = default_codec()
-        mine = [key.decode() for key in list(io.customers.keys())]
+        mine = [key.decode() for key in list(io.customers.records.keys())]
         mine = [customer for customer in mine if partition_of(customer, partitions) in active]
         for group in group_by_partition(mine, partitions, pipeline.settings.sweep_customers_per_request):
             request = sweep_request(

@@ -28,7 +28,7 @@ from faust.types import EventT
 
 from agents.plumbing import AgentIO
 from core.scoring import Origin
-from core.sweeping import SweepJob, SweptCustomer, rule_sources, sweep_records
+from core.sweeping import StoredCustomer, SweepJob, SweptCustomer, rule_sources, sweep_records
 from schemas.codec import DecodeError, default_codec
 from streams.app import Pipeline
 from streams.event_context import event_context
@@ -71,7 +71,7 @@ class Started(NamedTuple):
     event: EventT
     sweep_id: str
     job: SweepJob
-    records: dict[str, bytes]  # the record each customer was swept from
+    records: dict[str, StoredCustomer]  # what each customer was swept from
     skipped: int
     results: asyncio.Future[list[SweptCustomer]]
     started: float
@@ -187,31 +187,31 @@ def register(pipeline: Pipeline) -> None:
             return None
         started = time.perf_counter()
         job = job_for(request)
-        records: dict[str, bytes] = {}
+        records: dict[str, StoredCustomer] = {}
         with event_context(event):  # the customers' partition is the request's: the table reads that store
             for customer_id in customer_ids:
-                raw = customers.get(customer_id.encode())
-                if raw is not None:  # never seen a transaction: nothing to evaluate, nothing emitted
-                    records[customer_id] = raw
-        results = asyncio.ensure_future(lane.sweep(job, list(records.items())))
+                stored = customers.read_stored(customer_id)
+                if stored is not None:  # never seen a transaction: nothing to evaluate, nothing emitted
+                    records[customer_id] = stored
+        results = asyncio.ensure_future(lane.sweep(job, list(records.values())))
         return Started(event, request["sweep_id"], job, records, len(customer_ids) - len(records), results, started)
 
     def apply_result(item: Started, result: SweptCustomer) -> Counts:
         """Store and emit one customer's result, synchronously (no other agent runs between the check and the
-        write). If the record changed since it was read, the customer is swept again from the new record."""
+        write). If the record changed since it was read, the customer is swept again from the new record.
+        A sweep only ever writes the score book (it advances windows to evaluate, never in the state)."""
         with event_context(item.event):
-            key = result.customer_id.encode()
-            if result.record is not None:
-                current = customers.get(key)
+            if result.book is not None:
+                current = customers.read_stored(result.customer_id)
                 if current != item.records[result.customer_id]:
                     if current is None:  # erased meanwhile: nothing to score
                         return Counts(customers=1, skipped=1)
                     SWEEP_RESWEPT.inc()
-                    result = sweep_records(item.job, [(result.customer_id, current)])[0]
+                    result = sweep_records(item.job, [current])[0]
             if result.error is not None:
                 raise CustomerFailed(result.customer_id, RuntimeError(result.error))
-            if result.record is not None:
-                customers[key] = result.record
+            if result.book is not None:
+                customers.write_book(result.customer_id.encode(), result.book)
                 io.emit_score_records(result.scores)
                 io.emit_alerts(result.alerts)
         return Counts(customers=1, evaluations=result.evaluations, changed=len(result.scores))

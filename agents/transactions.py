@@ -3,7 +3,7 @@
 Per batch (``take_events``): decode and validate each message (bad ones go to ``transactions.dlq``), group
 by customer, then per customer read the record once, fold and re-score in pure code
 (:func:`core.customer.apply_transactions`), write the record once (one changelog record per customer per
-batch) and emit. A failure while processing a customer is retried one transaction at a time so only the
+batch, and one more for the score book when a score changed) and emit. A failure while processing a customer is retried one transaction at a time so only the
 message at fault is dead-lettered; the worker carries on.
 """
 
@@ -16,7 +16,7 @@ from faust import StreamT
 from faust.types import EventT
 
 from agents.plumbing import AgentIO
-from core.customer import CustomerRecord, apply_transactions
+from core.customer import apply_transactions
 from core.events import Transaction
 from streams.app import Pipeline
 from streams.event_context import event_context
@@ -35,9 +35,9 @@ def register(pipeline: Pipeline) -> None:
         interleave between the read and the write."""
         started = time.perf_counter()
         with event_context(items[-1][0]):
-            record = CustomerRecord.from_bytes(customers.get(key))
+            record, stored_book = customers.read(key)
             result = apply_transactions(record, [txn for _, txn in items], io.catalogue(), key.decode())
-            customers[key] = record.to_bytes()
+            customers.write(key, record, stored_book)
         EVALUATION_SECONDS.labels("realtime").observe(time.perf_counter() - started)
         EVALUATIONS.labels("realtime").inc(result.evaluations)
         DUPLICATES.inc(result.duplicates)

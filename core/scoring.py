@@ -107,6 +107,10 @@ class ScoreBook:
     def to_json(self) -> dict[str, Any]:
         return {"s": self.scores, "f": sorted(self.firing), "a": self.last_alert}
 
+    def copy(self) -> ScoreBook:
+        """A snapshot to compare with after scoring (the values are immutable: shallow copies suffice)."""
+        return ScoreBook(dict(self.scores), set(self.firing), dict(self.last_alert))
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScoreBook:
         return cls(

@@ -18,7 +18,7 @@ from core.customer import CustomerRecord, reads_of, sweep_customer
 from core.rules import CompiledRule, compile_rule
 from core.scoring import AlertOut, Origin, ScoreUpdate
 
-__all__ = ["RuleSource", "SweepJob", "SweptCustomer", "sweep_records", "rule_sources", "encode_score"]
+__all__ = ["RuleSource", "StoredCustomer", "SweepJob", "SweptCustomer", "sweep_records", "rule_sources", "encode_score"]
 
 _MAX_RULES_KEPT = 1024  # compiled rules kept per process (a catalogue is ~40; old versions age out)
 _MAX_LISTS_KEPT = 64
@@ -43,12 +43,22 @@ class SweepJob:
     dry_run: bool
 
 
-class SweptCustomer(NamedTuple):
-    """One customer's result. ``record`` is the record to store (None: nothing changed, or a dry run);
-    ``scores`` are ready-encoded (key, JSON value or None for a tombstone) records for the scores topic."""
+class StoredCustomer(NamedTuple):
+    """A customer as the worker read them: the ``customers`` value and the ``score-books`` value (None:
+    none stored yet)."""
 
     customer_id: str
-    record: bytes | None
+    record: bytes
+    book: bytes | None
+
+
+class SweptCustomer(NamedTuple):
+    """One customer's result. ``book`` is the score book to store (None: nothing changed, or a dry run): a
+    sweep never changes the feature state, only what was emitted. ``scores`` are ready-encoded (key, JSON
+    value or None for a tombstone) records for the scores topic."""
+
+    customer_id: str
+    book: bytes | None
     scores: list[tuple[bytes, bytes | None]]
     alerts: list[AlertOut]
     evaluations: int
@@ -93,28 +103,29 @@ def encode_score(update: ScoreUpdate) -> tuple[bytes, bytes | None]:
     return update.key.encode(), value
 
 
-def sweep_records(job: SweepJob, customers: Sequence[tuple[str, bytes]]) -> list[SweptCustomer]:
-    """Sweep each (customer id, stored record) pair; one customer's failure is reported in its result and
-    never stops the others."""
+def sweep_records(job: SweepJob, customers: Sequence[StoredCustomer]) -> list[SweptCustomer]:
+    """Sweep each stored customer; one customer's failure is reported in its result and never stops the
+    others."""
     rules = _rules_of(job.rules)
     reads = reads_of(rules)
     out: list[SweptCustomer] = []
-    for customer_id, raw in customers:
+    for customer in customers:
         try:
-            out.append(_sweep_one(job, rules, reads, customer_id, raw))
+            out.append(_sweep_one(job, rules, reads, customer))
         except Exception as exc:  # noqa: BLE001 - reported per customer; the caller dead-letters it
-            out.append(SweptCustomer(customer_id, None, [], [], 0, f"{type(exc).__name__}: {exc}"))
+            out.append(SweptCustomer(customer.customer_id, None, [], [], 0, f"{type(exc).__name__}: {exc}"))
     return out
 
 
 def _sweep_one(
-    job: SweepJob, rules: list[CompiledRule], reads: frozenset[str], customer_id: str, raw: bytes
+    job: SweepJob, rules: list[CompiledRule], reads: frozenset[str], customer: StoredCustomer
 ) -> SweptCustomer:
-    record = CustomerRecord.from_bytes(raw)
+    customer_id = customer.customer_id
+    record = CustomerRecord.from_bytes(customer.record, customer.book)
     as_of = record.as_of_datetime if job.as_of is None else job.as_of
     scores, alerts, evaluations = sweep_customer(
         record, rules, job.removed, customer_id, as_of, job.origin, job.alerts_enabled, reads=reads
     )
     changed = bool(scores or alerts) and not job.dry_run
     encoded = [encode_score(update) for update in scores]
-    return SweptCustomer(customer_id, record.to_bytes() if changed else None, encoded, alerts, evaluations)
+    return SweptCustomer(customer_id, record.book_bytes() if changed else None, encoded, alerts, evaluations)

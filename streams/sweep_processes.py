@@ -27,7 +27,7 @@ from typing import Any
 
 from mode import Service
 
-from core.sweeping import SweepJob, SweptCustomer, sweep_records
+from core.sweeping import StoredCustomer, SweepJob, SweptCustomer, sweep_records
 
 __all__ = ["SweepProcesses", "IN_PROCESS_CHUNK"]
 
@@ -94,7 +94,7 @@ class SweepProcesses(Service):
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    async def sweep(self, job: SweepJob, customers: Sequence[tuple[str, bytes]]) -> list[SweptCustomer]:
+    async def sweep(self, job: SweepJob, customers: Sequence[StoredCustomer]) -> list[SweptCustomer]:
         if not customers:
             return []
         if not self.processes:
@@ -110,10 +110,10 @@ class SweepProcesses(Service):
                 log.warning("a sweep process died (attempt %d, %d customers): %s", attempt, len(customers), exc)
         # twice: every customer is reported failed (dead-lettered and counted), the sweep still finishes
         error = "BrokenProcessPool: a sweep process died twice while sweeping this request"
-        return [SweptCustomer(cid, None, [], [], 0, error) for cid, _ in customers]
+        return [SweptCustomer(c.customer_id, None, [], [], 0, error) for c in customers]
 
     async def _sweep_in_pool(
-        self, pool: ProcessPoolExecutor, job: SweepJob, customers: Sequence[tuple[str, bytes]]
+        self, pool: ProcessPoolExecutor, job: SweepJob, customers: Sequence[StoredCustomer]
     ) -> list[SweptCustomer]:
         loop = asyncio.get_running_loop()
         size = -(-len(customers) // self.processes)  # one slice per process
@@ -121,7 +121,7 @@ class SweepProcesses(Service):
         parts = await asyncio.gather(*(loop.run_in_executor(pool, sweep_records, job, s) for s in slices))
         return [result for part in parts for result in part]
 
-    async def _sweep_here(self, job: SweepJob, customers: Sequence[tuple[str, bytes]]) -> list[SweptCustomer]:
+    async def _sweep_here(self, job: SweepJob, customers: Sequence[StoredCustomer]) -> list[SweptCustomer]:
         out: list[SweptCustomer] = []
         for i in range(0, len(customers), IN_PROCESS_CHUNK):
             out += sweep_records(job, customers[i : i + IN_PROCESS_CHUNK])

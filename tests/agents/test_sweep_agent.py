@@ -84,6 +84,41 @@ async def test_sweep_emits_changed_scores_once_and_is_idempotent(make_pipeline: 
     assert sum(v["skipped"] for k, v in progress.items() if k.startswith(b"s1#")) == 1
 
 
+def count_writes(pipeline: Any) -> dict[str, list[bytes]]:
+    """The keys written to each table from now on (each write is a changelog record)."""
+    writes: dict[str, list[bytes]] = {}
+    for name in ("customers", "score-books"):
+        table = pipeline.tables[name]
+        keys = writes[name] = []
+
+        def on_key_set(key: bytes, value: bytes, _keys: list[bytes] = keys, _set: Any = table.on_key_set) -> None:
+            _keys.append(key)
+            _set(key, value)
+
+        table.on_key_set = on_key_set
+    return writes
+
+
+async def test_a_sweep_writes_the_score_book_and_never_the_features(make_pipeline: Any) -> None:
+    """What a sweep changes (about 2 KB) is stored apart from what it never changes (about 11 KB): a sweep that
+    changes scores writes one score-books record per customer and leaves the customers table alone."""
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    transactions = pipeline.app.agents["transactions"]
+    await put_all(transactions, [gym(i, "cust-b") for i in range(5)])
+    features = pipeline.tables["customers"].data[b"cust-b"]
+    writes = count_writes(pipeline)
+    before = len(out["scores"].records)
+
+    await run_sweep(pipeline, [(b"cust-b", sweep_request("cust-b", "b1"))])
+    assert out["scores"].records[before:], "the sweep changed scores"
+    assert writes == {"customers": [], "score-books": [b"cust-b"]}
+    assert pipeline.tables["customers"].data[b"cust-b"] == features
+
+    # a transaction already seen changes no score: the features are written, the book is not
+    await put_all(transactions, [gym(4, "cust-b")])
+    assert writes == {"customers": [b"cust-b"], "score-books": [b"cust-b"]}
+
+
 async def test_sweep_advances_windows_to_its_as_of_time(make_pipeline: Any) -> None:
     """A subscription last charged months before the sweep's as-of date looks lapsed to the nightly rules."""
     pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
@@ -169,7 +204,8 @@ async def test_a_transaction_landing_while_the_customer_is_swept_is_kept(make_pi
     await run_sweep(pipeline, [(b"cust-r", sweep_request("cust-r", "r1"))])
 
     assert SWEEP_RESWEPT._value.get() == reswept + 1
-    stored = CustomerRecord.from_bytes(pipeline.tables["customers"].data[b"cust-r"])
+    tables = pipeline.tables
+    stored = CustomerRecord.from_bytes(tables["customers"].data[b"cust-r"], tables["score-books"].data[b"cust-r"])
     sixth = datetime.fromisoformat(gym(5, "cust-r")["BookingDateTime"]).timestamp()
     assert stored.as_of == sixth, "the transaction folded during the sweep is in the stored record"
     swept = {r.key: r.value for r in out["scores"].records[before:] if r.value and b'"sweep_id":"r1"' in r.value}
@@ -289,7 +325,7 @@ async def test_erasure_deletes_features_and_tombstones_scores(make_pipeline: Any
     )
     async with pipeline.app.agents["customers"].test_context() as ctx:
         await ctx.put(event, key=b"cust-e")
-    assert b"cust-e" not in pipeline.tables["customers"]
+    assert b"cust-e" not in pipeline.tables["customers"] and b"cust-e" not in pipeline.tables["score-books"]
     latest = scores_of(out["scores"])
     assert all(latest[k] is None for k in had)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import marshal
+import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,7 +62,9 @@ async def test_price_rise_alerts_once_and_replay_changes_nothing(make_pipeline: 
     assert "£10.99 to £12.99" in rises[0]["message"]
     assert scores_of(out["scores"])["cust-a#subscription_price_rise"]["score"] > 0
 
-    record = CustomerRecord.from_bytes(pipeline.tables["customers"][b"cust-a"])
+    tables = pipeline.tables
+    record = CustomerRecord.from_bytes(tables["customers"][b"cust-a"], tables["score-books"][b"cust-a"])
+    assert record.book.scores["subscription_price_rise"], "the book is in its own table"
     recurring = features_at(record.state, record.as_of_datetime)["recurring"]
     assert [(r["merchant"].lower(), r["last_amount"]) for r in recurring] == [("netflix", 12.99)]
 
@@ -128,3 +132,23 @@ async def test_each_transaction_taken_in_is_timed_from_its_kafka_timestamp(make_
     after_count, after_recent = observed()
     assert after_count - count == 3
     assert after_recent - recent == 3, "put just now: younger than a minute"
+
+
+async def test_a_record_stored_before_the_book_had_its_own_table_keeps_its_book(make_pipeline: Any) -> None:
+    """A worker upgraded over a table of format-2 records (the book inside): the next transaction moves the
+    book to score-books, and the scores it already emitted are not emitted again."""
+    old, old_out = make_pipeline("agents.transactions")
+    history = [netflix(i, "10.99") for i in range(4)] + [netflix(4, "12.99")]
+    await put_all(old.app.agents["transactions"], history)
+    record = CustomerRecord.from_bytes(old.tables["customers"][b"cust-a"], old.tables["score-books"][b"cust-a"])
+    assert record.book.scores
+    state = record.state.to_bytes()
+    book = marshal.dumps((record.book.scores, sorted(record.book.firing), record.book.last_alert, record.as_of), 4)
+
+    pipeline, out = make_pipeline("agents.transactions")
+    pipeline.tables["customers"].data[b"cust-a"] = struct.pack(">BII", 2, len(state), len(book)) + state + book
+    await put_all(pipeline.app.agents["transactions"], history[-1:])  # a redelivery: nothing changes
+    assert out["scores"].records == [] and out["alerts"].records == []
+    moved = CustomerRecord.from_bytes(pipeline.tables["customers"][b"cust-a"])
+    assert moved.book.scores == {}, "the customers value is now the features alone"
+    assert CustomerRecord.from_bytes(None, pipeline.tables["score-books"][b"cust-a"]).book == record.book

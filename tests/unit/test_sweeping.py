@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import marshal
 import multiprocessing
 import os
 import signal
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
@@ -17,7 +19,7 @@ import pytest
 from core.customer import CustomerRecord, apply_transactions, sweep_customer
 from core.rules import Catalogue, load_catalogue
 from core.scoring import Origin
-from core.sweeping import SweepJob, SweptCustomer, rule_sources, sweep_records
+from core.sweeping import StoredCustomer, SweepJob, SweptCustomer, rule_sources, sweep_records
 from schemas.records import to_transaction
 from simulator.generator import population
 from streams.settings import PROJECT_ROOT
@@ -32,15 +34,16 @@ def catalogue() -> Catalogue:
 
 
 @pytest.fixture(scope="module")
-def stored(catalogue: Catalogue) -> list[tuple[str, bytes]]:
-    """Twelve simulated customers' records as the customers table holds them (folded, real-time scored)."""
+def stored(catalogue: Catalogue) -> list[StoredCustomer]:
+    """Twelve simulated customers as the customers and score-books tables hold them (folded, real-time
+    scored)."""
     out = []
     for customer in population(77, 12, date(2025, 11, 1), 12):
         record = CustomerRecord()
         txns = [to_transaction(r) for r in customer.records]
         for i in range(0, len(txns), 50):
             apply_transactions(record, txns[i : i + 50], catalogue, customer.profile.customer_id)
-        out.append((customer.profile.customer_id, record.to_bytes()))
+        out.append(StoredCustomer(customer.profile.customer_id, record.to_bytes(), record.book_bytes()))
     return out
 
 
@@ -57,25 +60,30 @@ def nightly_job(catalogue: Catalogue, **over: Any) -> SweepJob:
 
 
 def comparable(results: list[SweptCustomer]) -> list[Any]:
-    """Results with each record decoded (marshal's bytes depend on how objects were shared, not on content)."""
-    out = []
-    for r in results:
-        record = None if r.record is None else CustomerRecord.from_bytes(r.record)
-        out.append(r._replace(record=None) + ((record.state, record.book, record.as_of) if record else (),))
-    return out
+    """Results with each book decoded (marshal's bytes depend on how objects were shared, not on content)."""
+    return [
+        r._replace(book=None if r.book is None else CustomerRecord.from_bytes(None, r.book).book)
+        for r in results
+    ]
 
 
 def test_each_result_is_what_sweeping_the_customer_directly_gives(
-    catalogue: Catalogue, stored: list[tuple[str, bytes]]
+    catalogue: Catalogue, stored: list[StoredCustomer]
 ) -> None:
     job = nightly_job(catalogue)
     results = sweep_records(job, stored)
-    assert [r.customer_id for r in results] == [cid for cid, _ in stored]
+    assert [r.customer_id for r in results] == [c.customer_id for c in stored]
     assert sum(len(r.scores) for r in results) > 0
-    for (cid, raw), result in zip(stored, results, strict=True):
-        record = CustomerRecord.from_bytes(raw)
+    for customer, result in zip(stored, results, strict=True):
+        record = CustomerRecord.from_bytes(customer.record, customer.book)
         scores, alerts, evaluations = sweep_customer(
-            record, catalogue.for_trigger("nightly"), [], cid, AS_OF, job.origin, alerts_enabled=True
+            record,
+            catalogue.for_trigger("nightly"),
+            [],
+            customer.customer_id,
+            AS_OF,
+            job.origin,
+            alerts_enabled=True,
         )
         assert result.error is None
         assert result.evaluations == evaluations == len(catalogue.for_trigger("nightly"))
@@ -85,41 +93,67 @@ def test_each_result_is_what_sweeping_the_customer_directly_gives(
         ]
         assert result.alerts == alerts
         if scores or alerts:
-            assert result.record is not None and CustomerRecord.from_bytes(result.record).book == record.book
+            assert (
+                result.book is not None and CustomerRecord.from_bytes(None, result.book).book == record.book
+            )
         else:
-            assert result.record is None, "nothing changed: nothing to write"
+            assert result.book is None, "nothing changed: nothing to write"
+
+
+def test_a_record_of_the_older_format_is_swept_with_the_book_it_carries(
+    catalogue: Catalogue, stored: list[StoredCustomer]
+) -> None:
+    """Records written before the book moved to ``score-books`` carry it inside: sweeping one gives what
+    sweeping the same customer stored in two tables gives (so the first sweep after an upgrade emits nothing
+    new, and its book lands in ``score-books``)."""
+    job = nightly_job(catalogue)
+    legacy = []
+    for customer in stored:
+        record = CustomerRecord.from_bytes(customer.record, customer.book)
+        state = record.state.to_bytes()
+        book = marshal.dumps(
+            (record.book.scores, sorted(record.book.firing), record.book.last_alert, record.as_of), 4
+        )
+        legacy.append(
+            StoredCustomer(
+                customer.customer_id, struct.pack(">BII", 2, len(state), len(book)) + state + book, None
+            )
+        )
+    assert comparable(sweep_records(job, legacy)) == comparable(sweep_records(job, stored))
 
 
 def test_a_dry_run_reports_the_changes_but_gives_no_record_to_store(
-    catalogue: Catalogue, stored: list[tuple[str, bytes]]
+    catalogue: Catalogue, stored: list[StoredCustomer]
 ) -> None:
     results = sweep_records(nightly_job(catalogue, dry_run=True), stored)
-    assert any(r.scores for r in results) and all(r.record is None for r in results)
+    assert any(r.scores for r in results) and all(r.book is None for r in results)
 
 
 def test_a_rule_change_job_rescores_each_customer_as_of_their_own_latest_event(
-    catalogue: Catalogue, stored: list[tuple[str, bytes]]
+    catalogue: Catalogue, stored: list[StoredCustomer]
 ) -> None:
     rule = catalogue["subscription_price_rise"]
     job = nightly_job(catalogue, rules=rule_sources([rule]), as_of=None, alerts_enabled=False)
-    for (cid, raw), result in zip(stored, sweep_records(job, stored), strict=True):
-        record = CustomerRecord.from_bytes(raw)
-        scores, _, _ = sweep_customer(record, [rule], [], cid, record.as_of_datetime, job.origin, False)
+    for customer, result in zip(stored, sweep_records(job, stored), strict=True):
+        record = CustomerRecord.from_bytes(customer.record, customer.book)
+        scores, _, _ = sweep_customer(
+            record, [rule], [], customer.customer_id, record.as_of_datetime, job.origin, False
+        )
         assert [k for k, _ in result.scores] == [u.key.encode() for u in scores]
 
 
 def test_one_bad_record_is_reported_by_name_and_the_others_are_swept(
-    catalogue: Catalogue, stored: list[tuple[str, bytes]]
+    catalogue: Catalogue, stored: list[StoredCustomer]
 ) -> None:
-    batch = [stored[0], ("cust-broken", b"\x09 not a customer record"), stored[1]]
+    batch = [stored[0], StoredCustomer("cust-broken", b"\x09 not a customer record", None), stored[1]]
     results = sweep_records(nightly_job(catalogue), batch)
     assert [r.error is None for r in results] == [True, False, True]
     assert results[1].customer_id == "cust-broken" and "customer record" in (results[1].error or "")
-    assert results[1].scores == [] and results[1].record is None
+    assert results[1].scores == [] and results[1].book is None
 
 
 def test_a_fresh_process_compiles_the_rules_from_their_source_and_gives_the_same_results(
-    catalogue: Catalogue, stored: list[tuple[str, bytes]]
+    catalogue: Catalogue, stored: list[StoredCustomer]
 ) -> None:
     """Compiled rules cannot be pickled: a sweep process compiles them from the text the worker compiled."""
     job = nightly_job(catalogue)
@@ -152,7 +186,7 @@ async def started_lane() -> AsyncIterator[Callable[[int], Awaitable[SweepProcess
 
 
 async def test_the_pool_splits_a_request_across_its_processes_in_order(
-    catalogue: Catalogue, stored: list[tuple[str, bytes]], started_lane: Any
+    catalogue: Catalogue, stored: list[StoredCustomer], started_lane: Any
 ) -> None:
     lane = await started_lane(2)
     results = await lane.sweep(nightly_job(catalogue), stored)
@@ -164,7 +198,7 @@ async def test_the_pool_splits_a_request_across_its_processes_in_order(
 
 
 async def test_a_sweep_process_killed_mid_request_is_replaced_and_the_request_swept(
-    catalogue: Catalogue, stored: list[tuple[str, bytes]], started_lane: Any
+    catalogue: Catalogue, stored: list[StoredCustomer], started_lane: Any
 ) -> None:
     lane = await started_lane(1)
     pool = lane._pool
