@@ -30,13 +30,17 @@ Each sweep is ``publish_sweep`` of all customers with every rule of the catalogu
 default 100). evaluations/s = sum of the ``evaluations`` counters of ``read_progress`` / (latest counter update −
 start of publishing). Trickle latency = produce → first score naming the transaction, for transactions
 produced while the sweep ran; "age at agent" = how old transactions were when the transactions agent took them
-in (its ``nudge_event_age_seconds`` histogram). RSS includes the workers' sweep processes. Prints figures
+in (its ``nudge_event_age_seconds`` histogram). RSS includes the workers' sweep processes. Where the cores
+went during each sweep: CPU seconds of the workers, their sweep processes, each stack service, this bench and
+the rest of the machine (/proc), since on one small machine the sink and DynamoDB Local take in the sweep's
+scores on the same cores while it runs. Prints figures
 against the target (≥200,000 evaluations/s), with the load average. Never asserts.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import threading
@@ -53,6 +57,8 @@ from bench.common import (
     OutputCollector,
     Pacer,
     bucket_quantile,
+    children_of,
+    cpu_seconds,
     delete_app_topics,
     dir_bytes,
     exit_on_sigterm,
@@ -60,12 +66,14 @@ from bench.common import (
     free_port,
     live_records,
     load_average,
+    machine_busy_seconds,
     percentiles,
     print_table,
     publish_catalogue,
     scrape_buckets,
     scrape_counter,
     simulated,
+    stack_pids,
     tree_rss_bytes,
     wait_committed,
 )
@@ -73,7 +81,7 @@ from connectors import sink
 from core.customer import CustomerRecord, apply_transactions
 from core.rules.catalogue import load_catalogue
 from core.scoring import Origin
-from core.sweeping import SweepJob, rule_sources, sweep_records
+from core.sweeping import StoredCustomer, SweepJob, rule_sources, sweep_records
 from schemas.codec import default_codec
 from schemas.records import to_transaction
 from streams.producer import make_producer
@@ -104,10 +112,13 @@ class SweepRun:
     age_at_agent: tuple[float, float, int]  # p50 and p99 bucket bounds (s) of the transactions' age, count
     peak_rss: dict[str, int]
     last_offsets: dict[int, int]
+    cpu_s: dict[str, float]  # CPU seconds each part of the machine used from publishing to the finish marker
+    cpu_wall_s: float  # the wall time those were measured over
 
 
-def fold_customers(months: int, distinct: int) -> tuple[list[str], list[bytes], list[object], float, int]:
-    """Simulate and fold ``distinct`` customers in pure code: (ids, record bytes, customers, seconds, txns)."""
+def fold_customers(months: int, distinct: int) -> tuple[list[str], list[tuple[bytes, bytes]], list[object], float, int]:
+    """Simulate and fold ``distinct`` customers in pure code: (ids, (``customers`` value, ``score-books`` value)
+    each, customers, seconds, txns)."""
     catalogue = load_catalogue(PROJECT_ROOT / "rules")
     codec = default_codec()
     _prefix, customers = simulated(distinct, months)
@@ -121,18 +132,19 @@ def fold_customers(months: int, distinct: int) -> tuple[list[str], list[bytes], 
             apply_transactions(record, batch[i : i + 50], catalogue, cid)
         txns += len(batch)
         ids.append(cid)
-        blobs.append(record.to_bytes())
+        blobs.append((record.to_bytes(), record.book_bytes()))
     return ids, blobs, list(customers), time.perf_counter() - t0, txns
 
 
-def compute_ceiling(ids: list[str], blobs: list[bytes], rule_ids: list[str], nights_later: int) -> tuple[float, int]:
+def compute_ceiling(ids: list[str], blobs: list[tuple[bytes, bytes]], rule_ids: list[str],
+                    nights_later: int) -> tuple[float, int]:
     """The evaluation alone, no Kafka: ``core.sweeping.sweep_records`` over the distinct customers' records in
     this process, as a sweep process runs it (one core; CPU time). Returns (evaluations per CPU second,
     evaluations)."""
     catalogue = load_catalogue(PROJECT_ROOT / "rules")
     job = SweepJob(rule_sources([catalogue[r] for r in rule_ids]), (), datetime.now(UTC) + timedelta(days=nights_later),
                    Origin("sweep", "ceiling", "manual"), alerts_enabled=False, dry_run=False)
-    pairs = list(zip(ids, blobs, strict=True))
+    pairs = [StoredCustomer(cid, record, book) for cid, (record, book) in zip(ids, blobs, strict=True)]
     sweep_records(job, pairs[:20])  # compile and warm up
     t0 = time.process_time()
     results = sweep_records(job, pairs)
@@ -141,24 +153,26 @@ def compute_ceiling(ids: list[str], blobs: list[bytes], rule_ids: list[str], nig
     return evaluations / cpu, evaluations
 
 
-def load_changelog(settings: Settings, app_id: str, ids: list[str], blobs: list[bytes], total: int) -> tuple[list[str], float]:
-    """Write ``total`` customer records (the distinct ones, then copies) to the table's changelog topic."""
-    topic = f"{app_id}-customers-changelog"
+def load_changelog(settings: Settings, app_id: str, ids: list[str], blobs: list[tuple[bytes, bytes]],
+                   total: int) -> tuple[list[str], float]:
+    """Write ``total`` customers (the distinct ones, then copies) to the two tables' changelog topics."""
+    topics = (f"{app_id}-customers-changelog", f"{app_id}-score-books-changelog")
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    new = NewTopic(topic, settings.topic_partitions, 1, config={"cleanup.policy": "compact"})
-    for future in admin.create_topics([new]).values():
+    new = [NewTopic(t, settings.topic_partitions, 1, config={"cleanup.policy": "compact"}) for t in topics]
+    for future in admin.create_topics(new).values():
         future.result()
     producer = make_producer(settings, client_id="bench-sweep-load")
     all_ids: list[str] = []
     t0 = time.perf_counter()
     for n in range(total):
         cid = ids[n] if n < len(ids) else f"{ids[n % len(ids)]}-c{n}"
-        while True:
-            try:
-                producer.produce(topic, key=cid.encode(), value=blobs[n % len(blobs)])
-                break
-            except BufferError:
-                producer.poll(0.05)
+        for topic, value in zip(topics, blobs[n % len(blobs)], strict=True):
+            while True:
+                try:
+                    producer.produce(topic, key=cid.encode(), value=value)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
         all_ids.append(cid)
         if n % 1000 == 0:
             producer.poll(0)
@@ -253,6 +267,23 @@ def age_buckets(ports: dict[str, int]) -> dict[float, float]:
     return total
 
 
+CPU_PARTS = ("worker", "sweep processes", "kafka", "connect", "dynamodb", "bench", "rest of the machine")
+
+
+def cpu_snapshot(settings: Settings, group: WorkerGroup) -> dict[str, float]:
+    """Cumulative CPU seconds: the workers' main processes, their sweep processes, each stack service, this
+    bench (trickle producer, collectors), and what the machine spent besides."""
+    parts = dict.fromkeys(CPU_PARTS, 0.0)
+    for proc in group.procs.values():
+        parts["worker"] += cpu_seconds(proc.pid)
+        parts["sweep processes"] += sum(cpu_seconds(c) for c in children_of(proc.pid))
+    for service, pid in stack_pids(settings).items():
+        parts[service] += cpu_seconds(pid)
+    parts["bench"] = sum(os.times()[:2])
+    parts["rest of the machine"] = machine_busy_seconds() - sum(parts.values())
+    return parts
+
+
 def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: list[str], rule_ids: list[str],
               trickle: Trickle, ports: dict[str, int], nights_later: int = 0) -> SweepRun:
     waited, drained = wait_sink_drained(settings)
@@ -261,6 +292,7 @@ def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: lis
     load_before = load_average()
     peak = {n: 0 for n in group.procs}
     ages_before = age_buckets(ports)
+    cpu_before = cpu_snapshot(settings, group)
     t_wall0 = time.time()
     t0 = time.perf_counter()
     as_of = datetime.now(UTC) + timedelta(days=nights_later)
@@ -276,6 +308,7 @@ def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: lis
             raise TimeoutError(f"sweep {start.sweep_id} not done in an hour")
         time.sleep(0.5)
     detect_s = time.perf_counter() - t0
+    cpu_after = cpu_snapshot(settings, group)
     ages_after = age_buckets(ports)
     p50, n_ages = bucket_quantile(ages_before, ages_after, 0.5)
     p99, _ = bucket_quantile(ages_before, ages_after, 0.99)
@@ -286,7 +319,7 @@ def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: lis
         progress.total("changed"), progress.total("skipped"), progress.total("errors"), publish_s,
         t_wall1 - t_wall0, detect_s, f"{load_before} -> {load_average()}", latencies, worker_latencies, sent,
         (p50, p99, n_ages), peak,
-        start.last_offsets,
+        start.last_offsets, {k: cpu_after[k] - cpu_before[k] for k in CPU_PARTS}, detect_s,
     )
 
 
@@ -336,10 +369,11 @@ def main() -> None:
     print(publish_catalogue(settings))
     rule_ids = sorted(load_catalogue(PROJECT_ROOT / "rules"))
     ids, blobs, distinct, fold_s, txns = fold_customers(args.months, args.distinct)
-    sizes = sorted(len(b) for b in blobs)
+    sizes = sorted(len(record) + len(book) for record, book in blobs)
+    book_sizes = sorted(len(book) for _, book in blobs)
     print(f"{args.distinct} distinct customers x {args.months} months: {txns} transactions folded in pure code in "
-          f"{fold_s:.1f} s ({txns / fold_s:,.0f} tx/s); record bytes p50 {sizes[len(sizes) // 2]:,}, "
-          f"max {sizes[-1]:,}")
+          f"{fold_s:.1f} s ({txns / fold_s:,.0f} tx/s); record bytes (features + score book) p50 "
+          f"{sizes[len(sizes) // 2]:,}, max {sizes[-1]:,}; score book alone p50 {book_sizes[len(book_sizes) // 2]:,}")
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-sweep-{run}-"))
     group = WorkerGroup(settings, tmp, app_id=f"bench-sweep-{run}")
     group.extra_env["NUDGE_SWEEP_PROCESSES"] = str(args.sweep_processes)
@@ -409,6 +443,20 @@ def main() -> None:
         print(f"compute ceiling: core.sweeping.sweep_records over the {len(ids)} distinct records, as of a day later, with "
               f"the same {len(rule_ids)} rules, in one process: {ceiling:,.0f} evaluations per CPU second ({ceiling_n:,} evaluations; load "
               f"{load_average()}); x 2 cores = {2 * ceiling:,.0f}/s if nothing else ran on the machine")
+
+        rows = []
+        cores = os.cpu_count() or 1
+        for r in runs:
+            busy = sum(r.cpu_s.values())
+            rows.append([r.label, f"{r.cpu_wall_s:.1f}", *(f"{r.cpu_s[k]:.1f}" for k in CPU_PARTS), f"{busy:.1f}",
+                         f"{busy / (r.cpu_wall_s * cores):.0%}",
+                         f"{1e6 * (r.cpu_s['worker'] + r.cpu_s['sweep processes']) / max(r.customers, 1):,.0f}"])
+        print_table(
+            f"where the {cores} cores went during each sweep (CPU seconds, publishing -> finish marker; the sink "
+            "(connect -> dynamodb) takes in the sweep's scores while it runs)",
+            ["sweep", "wall s", *CPU_PARTS, "all", f"busy of {cores} cores", "worker + sweep µs per customer"],
+            rows,
+        )
 
         rows = []
         base = percentiles(base_lat)

@@ -243,13 +243,47 @@ def rss_bytes(pid: int) -> int:
     return int(match.group(1)) * 1024 if match else 0
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """RSS of a process plus its direct children (a worker's sweep processes): /proc/PID/task/*/children."""
+def children_of(pid: int) -> set[int]:
+    """A process's direct children (a worker's sweep processes): /proc/PID/task/*/children."""
     children: set[int] = set()
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         with contextlib.suppress(OSError):
             children.update(int(c) for c in task.read_text().split())
-    return rss_bytes(pid) + sum(rss_bytes(c) for c in children)
+    return children
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """RSS of a process plus its direct children."""
+    return rss_bytes(pid) + sum(rss_bytes(c) for c in children_of(pid))
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a live process has used so far; 0 once it has gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces; fields after it are fixed
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (every core; /proc/stat, not idle and not iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+def stack_pids(settings: Settings) -> dict[str, int]:
+    """The local stack's processes (kafka, connect, dynamodb) from the PID files `nudge stack up` writes."""
+    pids: dict[str, int] = {}
+    for service in ("kafka", "connect", "dynamodb"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pids[service] = int(json.loads((settings.stack_dir / "run" / f"{service}.pid").read_text())["pid"])
+    return pids
 
 
 def dir_bytes(path: Path) -> int:
