@@ -3,7 +3,8 @@ dead-lettering, and sending scores and alerts. Shared so each agent module stays
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -44,6 +45,10 @@ class CustomerStore:
 
     records: Any
     books: Any
+    # Writes per customer by this worker since the sweep agent last cleared it (when no sweep result was
+    # pending): how a sweep tells that a transaction changed a customer while it was being swept, without
+    # reading the record again.
+    writes: dict[bytes, int] = field(default_factory=dict)
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline) -> CustomerStore:
@@ -74,15 +79,25 @@ class CustomerStore:
         self.records[key] = record.to_bytes()
         if record.book != (ScoreBook() if stored_book is None else stored_book):
             self.books[key] = record.book_bytes()
+        self._wrote(key)
 
     def write_book(self, key: bytes, book: bytes) -> None:
         self.books[key] = book
+        self._wrote(key)
 
     def delete(self, key: bytes) -> None:
         """Forget the customer: a changelog tombstone in each table."""
         for table in (self.records, self.books):
             if read_value(table, key) is not None:
                 del table[key]
+        self._wrote(key)
+
+    def version(self, key: bytes) -> int:
+        """Changes whenever this worker writes or deletes the customer (see ``writes``)."""
+        return self.writes.get(key, 0)
+
+    def _wrote(self, key: bytes) -> None:
+        self.writes[key] = self.writes.get(key, 0) + 1
 
 
 def catalogue_feed(pipeline: Pipeline) -> RuleCatalogueFeed:
@@ -160,17 +175,21 @@ class AgentIO:
     def emit_scores(self, updates: list[ScoreUpdate]) -> None:
         self.emit_score_records([encode_score(update) for update in updates])
 
-    def emit_score_records(self, records: list[tuple[bytes, bytes | None]]) -> None:
-        """Scores already encoded (a sweep process encodes its own): (key, JSON value or None)."""
+    def emit_score_records(self, records: list[tuple[bytes, bytes | None]]) -> list[Awaitable[Any]]:
+        """Scores already encoded (a sweep process encodes its own): (key, JSON value or None). Returns each
+        record's acknowledgement (done once the broker has it)."""
         topic = self._topics["scores"]
-        for key, value in records:
-            topic.send_soon(key=key, value=value)
+        acks: list[Awaitable[Any]] = [topic.send_soon(key=key, value=value) for key, value in records]
         EVENTS_OUT.labels("scores").inc(len(records))
+        return acks
 
-    def emit_alerts(self, alerts: list[AlertOut]) -> None:
+    def emit_alerts(self, alerts: list[AlertOut]) -> list[Awaitable[Any]]:
         topic = self._topics["alerts"]
-        for alert in alerts:
+        acks: list[Awaitable[Any]] = [
             topic.send_soon(
                 key=alert.customer_id.encode(), value=default_codec().encode("Alert", alert_record(alert))
             )
+            for alert in alerts
+        ]
         EVENTS_OUT.labels("alerts").inc(len(alerts))
+        return acks

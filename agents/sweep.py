@@ -11,7 +11,8 @@ The agent itself only reads records and applies results: the evaluation runs in 
 processes (streams/sweep_processes.py), so the thread serving live transactions never evaluates a sweep,
 and the agent waits while the worker's producer buffer is backed up (see PRODUCER_BACKLOG_MAX).
 A record that a transaction changed while its customer was being swept is swept again here, from the new
-record, before anything is written or emitted (the transaction's fold is never overwritten).
+record, before anything is emitted. A customer's score book (what was emitted) is written only once the
+broker has acknowledged those scores and alerts (see store_books).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -36,6 +38,7 @@ from streams.metrics import (
     EVALUATION_SECONDS,
     EVALUATIONS,
     EVENTS_IN,
+    PROCESSING_ERRORS,
     SWEEP_CUSTOMERS,
     SWEEP_REQUESTS,
     SWEEP_RESWEPT,
@@ -44,6 +47,8 @@ from streams.sweep_processes import SweepProcesses
 from streams.sweeps import active_customers, partition_of, publish_sweep, watch_sweep
 
 __all__ = ["register", "rules_for_request"]
+
+log = logging.getLogger(__name__)
 
 BATCH_MAX = 8  # request messages per batch, all sent to the sweep processes at once (up to 800 customers)
 BATCH_WITHIN_S = 0.05
@@ -72,9 +77,19 @@ class Started(NamedTuple):
     sweep_id: str
     job: SweepJob
     records: dict[str, StoredCustomer]  # what each customer was swept from
+    versions: dict[str, int]  # and the customer's version then (CustomerStore.version)
     skipped: int
     results: asyncio.Future[list[SweptCustomer]]
     started: float
+
+
+class PendingBook(NamedTuple):
+    """A customer's new score book, written once the scores and alerts it records are acknowledged."""
+
+    event: EventT
+    key: bytes
+    book: bytes
+    version: int  # the customer's version it was computed from
 
 
 class Counts(NamedTuple):
@@ -188,35 +203,60 @@ def register(pipeline: Pipeline) -> None:
         started = time.perf_counter()
         job = job_for(request)
         records: dict[str, StoredCustomer] = {}
+        versions: dict[str, int] = {}
         with event_context(event):  # the customers' partition is the request's: the table reads that store
             for customer_id in customer_ids:
                 stored = customers.read_stored(customer_id)
                 if stored is not None:  # never seen a transaction: nothing to evaluate, nothing emitted
                     records[customer_id] = stored
+                    versions[customer_id] = customers.version(customer_id.encode())
         results = asyncio.ensure_future(lane.sweep(job, list(records.values())))
-        return Started(event, request["sweep_id"], job, records, len(customer_ids) - len(records), results, started)
+        skipped = len(customer_ids) - len(records)
+        return Started(event, request["sweep_id"], job, records, versions, skipped, results, started)
 
-    def apply_result(item: Started, result: SweptCustomer) -> Counts:
-        """Store and emit one customer's result, synchronously (no other agent runs between the check and the
-        write). If the record changed since it was read, the customer is swept again from the new record.
-        A sweep only ever writes the score book (it advances windows to evaluate, never in the state)."""
+    def apply_result(item: Started, result: SweptCustomer, pending: list[PendingBook], acks: list[Any]) -> Counts:
+        """Emit one customer's result and queue its book, synchronously (no other agent runs between the check
+        and the emission). If a transaction changed the customer since it was read, the customer is swept
+        again from the new record. A sweep only ever writes the score book (it advances windows to evaluate,
+        never in the stored features)."""
+        key = result.customer_id.encode()
+        version = item.versions.get(result.customer_id, 0)
         with event_context(item.event):
-            if result.book is not None:
+            if result.book is not None and customers.version(key) != version:
                 current = customers.read_stored(result.customer_id)
-                if current != item.records[result.customer_id]:
-                    if current is None:  # erased meanwhile: nothing to score
-                        return Counts(customers=1, skipped=1)
-                    SWEEP_RESWEPT.inc()
-                    result = sweep_records(item.job, [current])[0]
+                if current is None:  # erased meanwhile: nothing to score
+                    return Counts(customers=1, skipped=1)
+                SWEEP_RESWEPT.inc()
+                result, version = sweep_records(item.job, [current])[0], customers.version(key)
             if result.error is not None:
                 raise CustomerFailed(result.customer_id, RuntimeError(result.error))
             if result.book is not None:
-                customers.write_book(result.customer_id.encode(), result.book)
-                io.emit_score_records(result.scores)
-                io.emit_alerts(result.alerts)
+                acks += io.emit_score_records(result.scores)
+                acks += io.emit_alerts(result.alerts)
+                pending.append(PendingBook(item.event, key, result.book, version))
         return Counts(customers=1, evaluations=result.evaluations, changed=len(result.scores))
 
-    async def finish_request(item: Started, batch: dict[bytes, tuple[EventT, Counts]]) -> None:
+    async def store_books(pending: list[PendingBook], acks: list[Any]) -> None:
+        """Write the books once the broker has every score and alert they record. A book says what was
+        emitted: written earlier, a crash before the scores were sent would leave it claiming scores nobody
+        received, and a replayed sweep would not send them again. Written after, a crash in between only
+        sends them again (upserts by key; alert ids are deterministic). A customer written meanwhile (by a
+        transaction, or another request of the batch) keeps its book: the next sweep sends what differs."""
+        try:
+            await asyncio.gather(*acks)
+        except Exception as exc:  # noqa: BLE001 - not acknowledged: no book claims them; the next sweep resends
+            PROCESSING_ERRORS.labels("sweep").inc()
+            log.warning("sweep: %d scores or alerts were not acknowledged (%s); their books stay as they were",
+                        len(acks), exc)
+            return
+        for book in pending:
+            if customers.version(book.key) == book.version:
+                with event_context(book.event):
+                    customers.write_book(book.key, book.book)
+
+    async def finish_request(
+        item: Started, batch: dict[bytes, tuple[EventT, Counts]], pending: list[PendingBook], acks: list[Any]
+    ) -> None:
         """Apply a request's results; each customer's failure is dead-lettered and counted on its own."""
         total = Counts(customers=item.skipped, skipped=item.skipped)
         try:
@@ -227,7 +267,7 @@ def register(pipeline: Pipeline) -> None:
             total = total.plus(Counts(customers=len(item.records), errors=len(item.records)))
         for n, result in enumerate(results, 1):
             try:
-                counts = apply_result(item, result)
+                counts = apply_result(item, result, pending, acks)
             except Exception as exc:  # noqa: BLE001 - one customer's bad record must not stop the others
                 failure = exc if isinstance(exc, CustomerFailed) else CustomerFailed(result.customer_id, exc)
                 await io.dead_letter(item.event, failure, reason="processing_failed")
@@ -268,7 +308,11 @@ def register(pipeline: Pipeline) -> None:
             # every request of the batch goes to the sweep processes first, so they work on the next
             # request while this loop stores and emits the results of the previous one
             started = [await start_request(event, batch) for event in events]
+            pending: list[PendingBook] = []
+            acks: list[Any] = []
             for item in started:
                 if item is not None:
-                    await finish_request(item, batch)
+                    await finish_request(item, batch, pending, acks)
+            await store_books(pending, acks)
+            customers.writes.clear()  # no result of a sweep is pending now: the versions read are all used
             write_counts(batch)

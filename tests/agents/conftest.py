@@ -5,6 +5,7 @@ Output topics are replaced by recorders, so a test sees exactly what an agent wo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +27,20 @@ class Recorded:
 
 @dataclass
 class Recorder:
-    """Stands in for a Faust topic's send/send_soon."""
+    """Stands in for a Faust topic's send/send_soon. ``send_soon`` returns the record's acknowledgement, as
+    Faust's does: done at once, or failed with ``refuse_with`` (a broker that never took the record)."""
 
     records: list[Recorded] = field(default_factory=list)
+    refuse_with: BaseException | None = None
 
-    def send_soon(self, *, key: Any = None, value: Any = None, headers: Any = None, **_kw: Any) -> None:
+    def send_soon(self, *, key: Any = None, value: Any = None, headers: Any = None, **_kw: Any) -> Any:
         self.records.append(Recorded(key, value, headers))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.refuse_with is None:
+            ack.set_result(None)
+        else:
+            ack.set_exception(self.refuse_with)
+        return ack
 
     async def send(self, *, key: Any = None, value: Any = None, headers: Any = None, **_kw: Any) -> None:
         self.send_soon(key=key, value=value, headers=headers)

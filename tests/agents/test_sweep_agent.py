@@ -119,6 +119,30 @@ async def test_a_sweep_writes_the_score_book_and_never_the_features(make_pipelin
     assert writes == {"customers": [b"cust-b"], "score-books": [b"cust-b"]}
 
 
+async def test_a_book_is_written_only_once_its_scores_are_acknowledged(make_pipeline: Any) -> None:
+    """A book says what was emitted. If the broker never acknowledged the scores (the worker died, the
+    broker refused them), the book must not claim them: the same sweep again sends them again."""
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    await put_all(pipeline.app.agents["transactions"], [gym(i, "cust-k") for i in range(5)])
+    book_before = pipeline.tables["score-books"].data.get(b"cust-k")
+    before = len(out["scores"].records)
+
+    out["scores"].refuse_with = RuntimeError("broker unavailable")
+    await run_sweep(pipeline, [(b"cust-k", sweep_request("cust-k", "k1"))])
+    refused = {r.key: r.value for r in out["scores"].records[before:]}
+    assert refused, "the sweep tried to send scores"
+    assert pipeline.tables["score-books"].data.get(b"cust-k") == book_before, "no book claims them"
+
+    out["scores"].refuse_with = None
+    again = len(out["scores"].records)
+    await run_sweep(pipeline, [(b"cust-k", sweep_request("cust-k", "k1"))])
+    assert {r.key: r.value for r in out["scores"].records[again:]} == refused, "sent again, the same"
+    assert pipeline.tables["score-books"].data.get(b"cust-k") != book_before
+    done = len(out["scores"].records)
+    await run_sweep(pipeline, [(b"cust-k", sweep_request("cust-k", "k1"))])
+    assert out["scores"].records[done:] == [], "acknowledged and booked: nothing to send a third time"
+
+
 async def test_sweep_advances_windows_to_its_as_of_time(make_pipeline: Any) -> None:
     """A subscription last charged months before the sweep's as-of date looks lapsed to the nightly rules."""
     pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
