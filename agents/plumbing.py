@@ -3,7 +3,8 @@ dead-lettering, and sending scores and alerts. Shared so each agent module stays
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import contextlib
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,10 +46,10 @@ class CustomerStore:
 
     records: Any
     books: Any
-    # Writes per customer by this worker since the sweep agent last cleared it (when no sweep result was
-    # pending): how a sweep tells that a transaction changed a customer while it was being swept, without
-    # reading the record again.
+    # Writes per customer by this worker while a sweep batch is in flight (see track_writes): how a sweep
+    # tells that a transaction changed a customer while it was being swept, without reading it again.
     writes: dict[bytes, int] = field(default_factory=dict)
+    tracking: bool = False
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline) -> CustomerStore:
@@ -93,11 +94,23 @@ class CustomerStore:
         self._wrote(key)
 
     def version(self, key: bytes) -> int:
-        """Changes whenever this worker writes or deletes the customer (see ``writes``)."""
+        """Changes whenever this worker writes or deletes the customer inside :meth:`track_writes`."""
         return self.writes.get(key, 0)
 
+    @contextlib.contextmanager
+    def track_writes(self) -> Iterator[None]:
+        """Count writes per customer for the duration (one sweep batch): kept only while needed, so the
+        counts never grow with the number of customers a worker serves between sweeps."""
+        self.tracking = True
+        try:
+            yield
+        finally:
+            self.tracking = False
+            self.writes.clear()
+
     def _wrote(self, key: bytes) -> None:
-        self.writes[key] = self.writes.get(key, 0) + 1
+        if self.tracking:
+            self.writes[key] = self.writes.get(key, 0) + 1
 
 
 def catalogue_feed(pipeline: Pipeline) -> RuleCatalogueFeed:

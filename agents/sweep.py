@@ -305,14 +305,14 @@ def register(pipeline: Pipeline) -> None:
         ):
             EVENTS_IN.labels("sweep").inc(len(events))
             batch: dict[bytes, tuple[EventT, Counts]] = {}
-            # every request of the batch goes to the sweep processes first, so they work on the next
-            # request while this loop stores and emits the results of the previous one
-            started = [await start_request(event, batch) for event in events]
             pending: list[PendingBook] = []
             acks: list[Any] = []
-            for item in started:
-                if item is not None:
-                    await finish_request(item, batch, pending, acks)
-            await store_books(pending, acks)
-            customers.writes.clear()  # no result of a sweep is pending now: the versions read are all used
+            with customers.track_writes():  # from the first read to the last book of the batch
+                # every request of the batch goes to the sweep processes first, so they work on the next
+                # request while this loop stores and emits the results of the previous one
+                started = [await start_request(event, batch) for event in events]
+                for item in started:
+                    if item is not None:
+                        await finish_request(item, batch, pending, acks)
+                await store_books(pending, acks)
             write_counts(batch)

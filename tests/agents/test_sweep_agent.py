@@ -117,6 +117,8 @@ async def test_a_sweep_writes_the_score_book_and_never_the_features(make_pipelin
     # a transaction already seen changes no score: the features are written, the book is not
     await put_all(transactions, [gym(4, "cust-b")])
     assert writes == {"customers": [b"cust-b"], "score-books": [b"cust-b"]}
+    store = pipeline.services["customer-store"]
+    assert store.writes == {} and not store.tracking, "writes are counted only while a sweep batch runs"
 
 
 async def test_a_book_is_written_only_once_its_scores_are_acknowledged(make_pipeline: Any) -> None:
