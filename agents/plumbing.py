@@ -3,10 +3,12 @@ dead-lettering, and sending scores and alerts. Shared so each agent module stays
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 from faust.types import EventT
@@ -20,10 +22,13 @@ from schemas.records import InvalidRecord, to_transaction
 from streams.app import Pipeline
 from streams.catalogue import RuleCatalogueFeed
 from streams.dead_letter import build_dead_letter
+from streams.event_context import event_context
 from streams.metrics import EVENTS_OUT, PROCESSING_ERRORS
 from streams.topics import dead_letter_of
 
-__all__ = ["AgentIO", "CustomerStore", "alert_record", "read_value"]
+__all__ = ["AgentIO", "CustomerStore", "PendingBook", "alert_record", "read_value"]
+
+log = logging.getLogger(__name__)
 
 
 def read_value(table: Any, key: bytes) -> bytes | None:
@@ -74,13 +79,15 @@ class CustomerStore:
         record = CustomerRecord.from_bytes(read_value(self.records, key), book)
         return record, record.book.copy() if book is not None else None
 
-    def write(self, key: bytes, record: CustomerRecord, stored_book: ScoreBook | None) -> None:
-        """Write the feature state, and the book if it differs from what ``score-books`` holds (a record of
-        the older formats carries its book inside: that book is moved to ``score-books`` here)."""
+    def write_features(self, key: bytes, record: CustomerRecord) -> None:
         self.records[key] = record.to_bytes()
-        if record.book != (ScoreBook() if stored_book is None else stored_book):
-            self.books[key] = record.book_bytes()
         self._wrote(key)
+
+    @staticmethod
+    def book_changed(record: CustomerRecord, stored_book: ScoreBook | None) -> bool:
+        """Whether the book differs from what ``score-books`` holds (a record of the older formats carries
+        its book inside: that book differs from an empty one, and is moved to ``score-books`` when written)."""
+        return record.book != (ScoreBook() if stored_book is None else stored_book)
 
     def write_book(self, key: bytes, book: bytes) -> None:
         self.books[key] = book
@@ -138,6 +145,15 @@ def alert_record(alert: AlertOut) -> dict[str, Any]:
     }
 
 
+class PendingBook(NamedTuple):
+    """A customer's new score book, to be written once the scores and alerts it records are acknowledged."""
+
+    event: EventT
+    key: bytes
+    book: bytes
+    version: int | None  # a sweep's: the customer's version it was computed from (see AgentIO.store_books)
+
+
 @dataclass
 class AgentIO:
     pipeline: Pipeline
@@ -185,8 +201,8 @@ class AgentIO:
             await self.dead_letter(event, exc, reason="invalid_record")
             return None
 
-    def emit_scores(self, updates: list[ScoreUpdate]) -> None:
-        self.emit_score_records([encode_score(update) for update in updates])
+    def emit_scores(self, updates: list[ScoreUpdate]) -> list[Awaitable[Any]]:
+        return self.emit_score_records([encode_score(update) for update in updates])
 
     def emit_score_records(self, records: list[tuple[bytes, bytes | None]]) -> list[Awaitable[Any]]:
         """Scores already encoded (a sweep process encodes its own): (key, JSON value or None). Returns each
@@ -206,3 +222,25 @@ class AgentIO:
         ]
         EVENTS_OUT.labels("alerts").inc(len(alerts))
         return acks
+
+    async def store_books(self, pending: list[PendingBook], acks: list[Awaitable[Any]]) -> None:
+        """Write score books once the broker has every score and alert they record.
+
+        A book says what was emitted. Written before, a crash before the scores were sent would leave it
+        claiming scores nobody received, and the replay (a duplicate transaction, a repeated sweep request)
+        would not send them again. Written after, a crash in between only sends them again: scores are
+        upserts by key, alert ids deterministic. Not acknowledged: the books stay as they were, and the next
+        evaluation sends what differs. A sweep's book (``version`` set) is dropped if the customer was
+        written meanwhile (a transaction's book, or another request's): the next sweep sends what differs.
+        """
+        try:
+            await asyncio.gather(*acks)
+        except Exception as exc:  # noqa: BLE001 - not acknowledged: no book may claim them
+            PROCESSING_ERRORS.labels(self.source).inc()
+            log.warning("%s: %d scores or alerts were not acknowledged (%s); their books stay as they were",
+                        self.source, len(acks), exc)
+            return
+        for book in pending:
+            if book.version is None or self.customers.version(book.key) == book.version:
+                with event_context(book.event):
+                    self.customers.write_book(book.key, book.book)

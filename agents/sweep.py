@@ -12,7 +12,7 @@ processes (streams/sweep_processes.py), so the thread serving live transactions 
 and the agent waits while the worker's producer buffer is backed up (see PRODUCER_BACKLOG_MAX).
 A record that a transaction changed while its customer was being swept is swept again here, from the new
 record, before anything is emitted. A customer's score book (what was emitted) is written only once the
-broker has acknowledged those scores and alerts (see store_books).
+broker has acknowledged those scores and alerts (AgentIO.store_books).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import time
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -28,7 +27,7 @@ from zoneinfo import ZoneInfo
 from faust import StreamT
 from faust.types import EventT
 
-from agents.plumbing import AgentIO
+from agents.plumbing import AgentIO, PendingBook
 from core.scoring import Origin
 from core.sweeping import StoredCustomer, SweepJob, SweptCustomer, rule_sources, sweep_records
 from schemas.codec import DecodeError, default_codec
@@ -38,7 +37,6 @@ from streams.metrics import (
     EVALUATION_SECONDS,
     EVALUATIONS,
     EVENTS_IN,
-    PROCESSING_ERRORS,
     SWEEP_CUSTOMERS,
     SWEEP_REQUESTS,
     SWEEP_RESWEPT,
@@ -47,8 +45,6 @@ from streams.sweep_processes import SweepProcesses
 from streams.sweeps import active_customers, partition_of, publish_sweep, watch_sweep
 
 __all__ = ["register", "rules_for_request"]
-
-log = logging.getLogger(__name__)
 
 BATCH_MAX = 8  # request messages per batch, all sent to the sweep processes at once (up to 800 customers)
 BATCH_WITHIN_S = 0.05
@@ -81,15 +77,6 @@ class Started(NamedTuple):
     skipped: int
     results: asyncio.Future[list[SweptCustomer]]
     started: float
-
-
-class PendingBook(NamedTuple):
-    """A customer's new score book, written once the scores and alerts it records are acknowledged."""
-
-    event: EventT
-    key: bytes
-    book: bytes
-    version: int  # the customer's version it was computed from
 
 
 class Counts(NamedTuple):
@@ -236,24 +223,6 @@ def register(pipeline: Pipeline) -> None:
                 pending.append(PendingBook(item.event, key, result.book, version))
         return Counts(customers=1, evaluations=result.evaluations, changed=len(result.scores))
 
-    async def store_books(pending: list[PendingBook], acks: list[Any]) -> None:
-        """Write the books once the broker has every score and alert they record. A book says what was
-        emitted: written earlier, a crash before the scores were sent would leave it claiming scores nobody
-        received, and a replayed sweep would not send them again. Written after, a crash in between only
-        sends them again (upserts by key; alert ids are deterministic). A customer written meanwhile (by a
-        transaction, or another request of the batch) keeps its book: the next sweep sends what differs."""
-        try:
-            await asyncio.gather(*acks)
-        except Exception as exc:  # noqa: BLE001 - not acknowledged: no book claims them; the next sweep resends
-            PROCESSING_ERRORS.labels("sweep").inc()
-            log.warning("sweep: %d scores or alerts were not acknowledged (%s); their books stay as they were",
-                        len(acks), exc)
-            return
-        for book in pending:
-            if customers.version(book.key) == book.version:
-                with event_context(book.event):
-                    customers.write_book(book.key, book.book)
-
     async def finish_request(
         item: Started, batch: dict[bytes, tuple[EventT, Counts]], pending: list[PendingBook], acks: list[Any]
     ) -> None:
@@ -314,5 +283,5 @@ def register(pipeline: Pipeline) -> None:
                 for item in started:
                     if item is not None:
                         await finish_request(item, batch, pending, acks)
-                await store_books(pending, acks)
+                await io.store_books(pending, acks)
             write_counts(batch)

@@ -2,8 +2,10 @@
 
 Per batch (``take_events``): decode and validate each message (bad ones go to ``transactions.dlq``), group
 by customer, then per customer read the record once, fold and re-score in pure code
-(:func:`core.customer.apply_transactions`), write the record once (one changelog record per customer per
-batch, and one more for the score book when a score changed) and emit. A failure while processing a customer is retried one transaction at a time so only the
+(:func:`core.customer.apply_transactions`), write the features once (one changelog record per customer per
+batch) and emit; the score books that changed are written once the batch's scores and alerts are
+acknowledged (AgentIO.store_books), and a batch of only already-folded transactions (a redelivery, as after
+a crash) re-scores every real-time rule, so a crash before the scores were sent loses none of them. A failure while processing a customer is retried one transaction at a time so only the
 message at fault is dead-lettered; the worker carries on.
 """
 
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from typing import Any
 
 from faust import StreamT
 from faust.types import EventT
 
-from agents.plumbing import AgentIO
+from agents.plumbing import AgentIO, PendingBook
 from core.customer import apply_transactions
 from core.events import Transaction
 from streams.app import Pipeline
@@ -30,27 +33,35 @@ def register(pipeline: Pipeline) -> None:
     io = AgentIO.for_pipeline(pipeline, source="transactions")
     customers = io.customers
 
-    def score_customer(key: bytes, items: list[tuple[EventT, Transaction]]) -> None:
-        """Read, fold, re-score and write one customer's record; synchronous so that no other agent can
-        interleave between the read and the write."""
+    def score_customer(
+        key: bytes, items: list[tuple[EventT, Transaction]], pending: list[PendingBook], acks: list[Any]
+    ) -> None:
+        """Read, fold, re-score and write one customer's features, emit, and queue the book (written once
+        the batch's scores are acknowledged); synchronous so that no other agent can interleave between the
+        read and the write."""
         started = time.perf_counter()
-        with event_context(items[-1][0]):
+        event = items[-1][0]
+        with event_context(event):
             record, stored_book = customers.read(key)
             result = apply_transactions(record, [txn for _, txn in items], io.catalogue(), key.decode())
-            customers.write(key, record, stored_book)
+            customers.write_features(key, record)
         EVALUATION_SECONDS.labels("realtime").observe(time.perf_counter() - started)
         EVALUATIONS.labels("realtime").inc(result.evaluations)
         DUPLICATES.inc(result.duplicates)
-        io.emit_scores(result.scores)
-        io.emit_alerts(result.alerts)
+        acks += io.emit_scores(result.scores)
+        acks += io.emit_alerts(result.alerts)
+        if customers.book_changed(record, stored_book):
+            pending.append(PendingBook(event, key, record.book_bytes(), None))
 
-    async def process_customer(key: bytes, items: list[tuple[EventT, Transaction]]) -> None:
+    async def process_customer(
+        key: bytes, items: list[tuple[EventT, Transaction]], pending: list[PendingBook], acks: list[Any]
+    ) -> None:
         try:
-            score_customer(key, items)
+            score_customer(key, items, pending, acks)
         except Exception as exc:  # noqa: BLE001 - data must never crash the worker
             if len(items) > 1:
                 for item in items:
-                    await process_customer(key, [item])
+                    await process_customer(key, [item], pending, acks)
                 return
             await io.dead_letter(items[0][0], exc, reason="processing_failed")
 
@@ -73,5 +84,8 @@ def register(pipeline: Pipeline) -> None:
                 txn = await io.decode_transaction(event)
                 if txn is not None:
                     by_customer[event.key].append((event, txn))
+            pending: list[PendingBook] = []
+            acks: list[Any] = []
             for key, items in by_customer.items():
-                await process_customer(key, items)
+                await process_customer(key, items, pending, acks)
+            await io.store_books(pending, acks)

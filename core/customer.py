@@ -122,7 +122,8 @@ class BatchResult:
 def apply_transactions(
     record: CustomerRecord, txns: Sequence[Transaction], catalogue: Any, customer_id: str
 ) -> BatchResult:
-    """Fold ``txns`` into ``record`` (in place) and re-score the real-time rules reading a changed feature."""
+    """Fold ``txns`` into ``record`` (in place) and re-score the real-time rules reading a changed feature
+    (all real-time rules when every transaction was already folded)."""
     changed: set[str] = set()
     duplicates = 0
     for txn in txns:
@@ -131,9 +132,15 @@ def apply_transactions(
             duplicates += 1
         changed |= result.changed
         record.as_of = max(record.as_of, txn.booked_at.timestamp())
-    if not changed:
+    if changed:
+        rules = catalogue.rules_reading(changed, trigger="realtime")
+    elif duplicates:
+        # Only already-folded transactions: a redelivery, e.g. after a crash that may have come before their
+        # scores were sent. Re-scoring every real-time rule sends again whatever the book does not have
+        # (nothing, when all was sent and booked).
+        rules = catalogue.for_trigger("realtime")
+    else:
         return BatchResult([], [], 0, duplicates, changed)
-    rules = catalogue.rules_reading(changed, trigger="realtime")
     if not rules:
         return BatchResult([], [], 0, duplicates, changed)
     as_of = record.as_of_datetime

@@ -152,3 +152,32 @@ async def test_a_record_stored_before_the_book_had_its_own_table_keeps_its_book(
     moved = CustomerRecord.from_bytes(pipeline.tables["customers"][b"cust-a"])
     assert moved.book.scores == {}, "the customers value is now the features alone"
     assert CustomerRecord.from_bytes(None, pipeline.tables["score-books"][b"cust-a"]).book == record.book
+
+
+async def test_scores_lost_before_acknowledgement_are_sent_again_by_the_redelivery(make_pipeline: Any) -> None:
+    """A crash after the features were written but before the broker had the scores: the transactions are
+    redelivered (their offsets were never committed) and are duplicates now. No book claims the lost
+    scores, and a batch of duplicates re-scores every real-time rule, so they are sent again; once sent
+    and booked, a further redelivery sends nothing."""
+    pipeline, out = make_pipeline("agents.transactions")
+    agent = pipeline.app.agents["transactions"]
+    history = [netflix(i, "10.99") for i in range(4)] + [netflix(4, "12.99")]
+
+    out["scores"].refuse_with = RuntimeError("the worker died before the broker had them")
+    out["alerts"].refuse_with = RuntimeError("the worker died before the broker had them")
+    await put_all(agent, history)
+    lost = {k: (v or {}).get("score") for k, v in scores_of(out["scores"]).items()}
+    assert lost.get("cust-a#subscription_price_rise"), "the price rise was scored (and lost)"
+    assert b"cust-a" not in pipeline.tables["score-books"], "no book claims what the broker never had"
+
+    out["scores"].refuse_with = out["alerts"].refuse_with = None
+    out["scores"].records.clear()
+    out["alerts"].records.clear()
+    await put_all(agent, history)  # the redelivery: every transaction is already folded
+    assert {k: (v or {}).get("score") for k, v in scores_of(out["scores"]).items()} == lost
+    rises = [default_codec().decode(r.value, expect="Alert") for r in out["alerts"].records]
+    assert [a["rule_id"] for a in rises] == ["subscription_price_rise"], "the lost alert is sent again"
+
+    sent = (len(out["scores"].records), len(out["alerts"].records))
+    await put_all(agent, history)
+    assert (len(out["scores"].records), len(out["alerts"].records)) == sent, "booked: nothing a third time"
