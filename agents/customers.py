@@ -1,8 +1,8 @@
 """Customer lifecycle: consent revoked or customer erased removes everything we hold on them.
 
 On ``ConsentRevoked`` or ``CustomerErased`` the customer's record (features and score book) is deleted from
-both tables (a changelog tombstone each) and every score they had is tombstoned on ``scores``, which the sink turns
-into DynamoDB deletes. ``ConsentGranted`` needs no action here: the sweep publisher reads consent from the
+both tables (a changelog tombstone each) and every score they had is tombstoned on ``scores``, which the sink
+turns into DynamoDB deletes. ``ConsentGranted`` needs no action here: the sweep publisher reads consent from the
 same compacted topic.
 """
 

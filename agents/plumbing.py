@@ -74,7 +74,7 @@ class CustomerStore:
 
     def read(self, key: bytes) -> tuple[CustomerRecord, ScoreBook | None]:
         """The record (a new one for a customer never seen) and a snapshot of the book as ``score-books``
-        holds it (None: nothing there yet), for :meth:`write` to tell whether the book changed."""
+        holds it (None: nothing there yet), for :meth:`book_changed` to tell whether the book changed."""
         book = read_value(self.books, key)
         record = CustomerRecord.from_bytes(read_value(self.records, key), book)
         return record, record.book.copy() if book is not None else None

@@ -72,8 +72,7 @@ class Started(NamedTuple):
     event: EventT
     sweep_id: str
     job: SweepJob
-    records: dict[str, StoredCustomer]  # what each customer was swept from
-    versions: dict[str, int]  # and the customer's version then (CustomerStore.version)
+    versions: dict[str, int]  # each customer found, and their version when read (CustomerStore.version)
     skipped: int
     results: asyncio.Future[list[SweptCustomer]]
     started: float
@@ -189,17 +188,17 @@ def register(pipeline: Pipeline) -> None:
             return None
         started = time.perf_counter()
         job = job_for(request)
-        records: dict[str, StoredCustomer] = {}
+        found: list[StoredCustomer] = []
         versions: dict[str, int] = {}
         with event_context(event):  # the customers' partition is the request's: the table reads that store
             for customer_id in customer_ids:
                 stored = customers.read_stored(customer_id)
                 if stored is not None:  # never seen a transaction: nothing to evaluate, nothing emitted
-                    records[customer_id] = stored
+                    found.append(stored)
                     versions[customer_id] = customers.version(customer_id.encode())
-        results = asyncio.ensure_future(lane.sweep(job, list(records.values())))
-        skipped = len(customer_ids) - len(records)
-        return Started(event, request["sweep_id"], job, records, versions, skipped, results, started)
+        results = asyncio.ensure_future(lane.sweep(job, found))
+        skipped = len(customer_ids) - len(found)
+        return Started(event, request["sweep_id"], job, versions, skipped, results, started)
 
     def apply_result(item: Started, result: SweptCustomer, pending: list[PendingBook], acks: list[Any]) -> Counts:
         """Emit one customer's result and queue its book, synchronously (no other agent runs between the check
@@ -233,7 +232,7 @@ def register(pipeline: Pipeline) -> None:
         except Exception as exc:  # noqa: BLE001 - the whole request failed to sweep: dead-letter it, count it
             await io.dead_letter(item.event, exc, reason="processing_failed")
             results = []
-            total = total.plus(Counts(customers=len(item.records), errors=len(item.records)))
+            total = total.plus(Counts(customers=len(item.versions), errors=len(item.versions)))
         for n, result in enumerate(results, 1):
             try:
                 counts = apply_result(item, result, pending, acks)

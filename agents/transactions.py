@@ -5,8 +5,9 @@ by customer, then per customer read the record once, fold and re-score in pure c
 (:func:`core.customer.apply_transactions`), write the features once (one changelog record per customer per
 batch) and emit; the score books that changed are written once the batch's scores and alerts are
 acknowledged (AgentIO.store_books), and a batch of only already-folded transactions (a redelivery, as after
-a crash) re-scores every real-time rule, so a crash before the scores were sent loses none of them. A failure while processing a customer is retried one transaction at a time so only the
-message at fault is dead-lettered; the worker carries on.
+a crash) re-scores every real-time rule, so a crash before the scores were sent loses none of them. A
+failure while processing a customer is retried one transaction at a time so only the message at fault is
+dead-lettered; the worker carries on.
 """
 
 from __future__ import annotations
