@@ -46,11 +46,11 @@ def register(pipeline: Pipeline) -> None:
                         continue
                     record = CustomerRecord.from_bytes(stored.record, stored.book)
                     customers.delete(event.key)
+                delivery = io.delivery()
                 io.emit_scores(
-                    [
-                        ScoreUpdate(score_key(change["customer_id"], rule_id), None)
-                        for rule_id in record.book.scores
-                    ]
+                    [ScoreUpdate(score_key(change["customer_id"], rule_id), None) for rule_id in record.book.scores],
+                    delivery,
                 )
+                await delivery.wait()  # the erasure's offset is committed only once its tombstones are out
             except Exception as exc:  # noqa: BLE001 - data must never crash the worker
                 await io.dead_letter(event, exc, reason="processing_failed")

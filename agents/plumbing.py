@@ -3,10 +3,9 @@ dead-lettering, and sending scores and alerts. Shared so each agent module stays
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -24,11 +23,16 @@ from streams.catalogue import RuleCatalogueFeed
 from streams.dead_letter import build_dead_letter
 from streams.event_context import event_context
 from streams.metrics import EVENTS_OUT, PROCESSING_ERRORS
+from streams.output import DeliveryGroup, OutputProducer
 from streams.topics import dead_letter_of
 
 __all__ = ["AgentIO", "CustomerStore", "PendingBook", "alert_record", "read_value"]
 
 log = logging.getLogger(__name__)
+# labelled once: prometheus_client's labels() takes a lock and builds a key on every call, and scores are
+# counted once per customer swept
+_SCORES_OUT = EVENTS_OUT.labels("scores")
+_ALERTS_OUT = EVENTS_OUT.labels("alerts")
 
 
 def read_value(table: Any, key: bytes) -> bytes | None:
@@ -129,6 +133,16 @@ def catalogue_feed(pipeline: Pipeline) -> RuleCatalogueFeed:
     return feed
 
 
+def output_producer(pipeline: Pipeline) -> OutputProducer:
+    """The worker's one producer of scores and alerts (streams/output.py), a service of the app."""
+    output = pipeline.services.get("output")
+    if output is None:
+        output = OutputProducer(pipeline.settings)
+        pipeline.services["output"] = output
+        pipeline.app.service(output)  # type: ignore[arg-type]  # App.service also takes instances
+    return output
+
+
 def alert_record(alert: AlertOut) -> dict[str, Any]:
     """The Alert Avro record for an alert produced by the scoring step."""
     return {
@@ -160,10 +174,14 @@ class AgentIO:
     source: str
     customers: CustomerStore
     feed: RuleCatalogueFeed
+    output: OutputProducer
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline, source: str) -> AgentIO:
-        return cls(pipeline, source, CustomerStore.for_pipeline(pipeline), catalogue_feed(pipeline))
+        return cls(
+            pipeline, source, CustomerStore.for_pipeline(pipeline), catalogue_feed(pipeline),
+            output_producer(pipeline),
+        )
 
     def catalogue(self) -> Any:
         return self.feed.current
@@ -201,29 +219,32 @@ class AgentIO:
             await self.dead_letter(event, exc, reason="invalid_record")
             return None
 
-    def emit_scores(self, updates: list[ScoreUpdate]) -> list[Awaitable[Any]]:
-        return self.emit_score_records([encode_score(update) for update in updates])
+    def delivery(self) -> DeliveryGroup:
+        """A new group for one batch's scores and alerts (see :meth:`store_books`)."""
+        return self.output.group()
 
-    def emit_score_records(self, records: list[tuple[bytes, bytes | None]]) -> list[Awaitable[Any]]:
-        """Scores already encoded (a sweep process encodes its own): (key, JSON value or None). Returns each
-        record's acknowledgement (done once the broker has it)."""
-        topic = self._topics["scores"]
-        acks: list[Awaitable[Any]] = [topic.send_soon(key=key, value=value) for key, value in records]
-        EVENTS_OUT.labels("scores").inc(len(records))
-        return acks
+    def emit_scores(self, updates: list[ScoreUpdate], delivery: DeliveryGroup) -> None:
+        self.emit_score_records([encode_score(update) for update in updates], delivery)
 
-    def emit_alerts(self, alerts: list[AlertOut]) -> list[Awaitable[Any]]:
-        topic = self._topics["alerts"]
-        acks: list[Awaitable[Any]] = [
-            topic.send_soon(
-                key=alert.customer_id.encode(), value=default_codec().encode("Alert", alert_record(alert))
+    def emit_score_records(self, records: list[tuple[bytes, bytes | None]], delivery: DeliveryGroup) -> None:
+        """Scores already encoded (a sweep process encodes its own): (key, JSON value or None), acknowledged
+        through ``delivery``."""
+        send = self.output.send
+        for key, value in records:
+            send("scores", key, value, delivery)
+        if records:
+            _SCORES_OUT.inc(len(records))
+
+    def emit_alerts(self, alerts: list[AlertOut], delivery: DeliveryGroup) -> None:
+        codec = default_codec()
+        for alert in alerts:
+            self.output.send(
+                "alerts", alert.customer_id.encode(), codec.encode("Alert", alert_record(alert)), delivery
             )
-            for alert in alerts
-        ]
-        EVENTS_OUT.labels("alerts").inc(len(alerts))
-        return acks
+        if alerts:
+            _ALERTS_OUT.inc(len(alerts))
 
-    async def store_books(self, pending: list[PendingBook], acks: list[Awaitable[Any]]) -> None:
+    async def store_books(self, pending: list[PendingBook], delivery: DeliveryGroup) -> None:
         """Write score books once the broker has every score and alert they record.
 
         A book says what was emitted. Written before, a crash before the scores were sent would leave it
@@ -234,11 +255,11 @@ class AgentIO:
         written meanwhile (a transaction's book, or another request's): the next sweep sends what differs.
         """
         try:
-            await asyncio.gather(*acks)
+            await delivery.wait()
         except Exception as exc:  # noqa: BLE001 - not acknowledged: no book may claim them
             PROCESSING_ERRORS.labels(self.source).inc()
-            log.warning("%s: %d scores or alerts were not acknowledged (%s); their books stay as they were",
-                        self.source, len(acks), exc)
+            log.warning("%s: scores or alerts were not acknowledged (%s); their books stay as they were",
+                        self.source, exc)
             return
         for book in pending:
             if book.version is None or self.customers.version(book.key) == book.version:

@@ -41,6 +41,7 @@ from streams.metrics import (
     SWEEP_REQUESTS,
     SWEEP_RESWEPT,
 )
+from streams.output import DeliveryGroup
 from streams.sweep_processes import SweepProcesses
 from streams.sweeps import active_customers, partition_of, publish_sweep, watch_sweep
 
@@ -55,6 +56,11 @@ YIELD_EVERY = 16  # customers applied between two yields to the event loop
 # behind them for as long as the sweep ran (bench/bench_sweep.py). So the sweep waits while the buffer holds
 # more than this many messages: a live transaction's score never queues behind more of the sweep's.
 PRODUCER_BACKLOG_MAX = 100
+# Scores and alerts go through the worker's confluent-kafka producer (streams/output.py), first in first out
+# per partition too: the sweep also waits while more than this many of its records are unacknowledged, so a
+# live transaction's score queues behind a few milliseconds of the sweep's at most (librdkafka sends tens of
+# thousands of records per second here).
+OUTPUT_BACKLOG_MAX = 2000
 PRODUCER_POLL_S = 0.001
 
 
@@ -120,6 +126,7 @@ def register(pipeline: Pipeline) -> None:
     progress_topic = pipeline.topics["sweep-progress"]
     lane = sweep_processes(pipeline)
     producer_buffer = app.producer.buffer
+    output = io.output
     partitions = pipeline.settings.topic_partitions
 
     def add_counts(
@@ -200,7 +207,9 @@ def register(pipeline: Pipeline) -> None:
         skipped = len(customer_ids) - len(found)
         return Started(event, request["sweep_id"], job, versions, skipped, results, started)
 
-    def apply_result(item: Started, result: SweptCustomer, pending: list[PendingBook], acks: list[Any]) -> Counts:
+    def apply_result(
+        item: Started, result: SweptCustomer, pending: list[PendingBook], delivery: DeliveryGroup
+    ) -> Counts:
         """Emit one customer's result and queue its book, synchronously (no other agent runs between the check
         and the emission). If a transaction changed the customer since it was read, the customer is swept
         again from the new record. A sweep only ever writes the score book (it advances windows to evaluate,
@@ -217,13 +226,16 @@ def register(pipeline: Pipeline) -> None:
             if result.error is not None:
                 raise CustomerFailed(result.customer_id, RuntimeError(result.error))
             if result.book is not None:
-                acks += io.emit_score_records(result.scores)
-                acks += io.emit_alerts(result.alerts)
+                io.emit_score_records(result.scores, delivery)
+                io.emit_alerts(result.alerts, delivery)
                 pending.append(PendingBook(item.event, key, result.book, version))
         return Counts(customers=1, evaluations=result.evaluations, changed=len(result.scores))
 
     async def finish_request(
-        item: Started, batch: dict[bytes, tuple[EventT, Counts]], pending: list[PendingBook], acks: list[Any]
+        item: Started,
+        batch: dict[bytes, tuple[EventT, Counts]],
+        pending: list[PendingBook],
+        delivery: DeliveryGroup,
     ) -> None:
         """Apply a request's results; each customer's failure is dead-lettered and counted on its own."""
         total = Counts(customers=item.skipped, skipped=item.skipped)
@@ -235,14 +247,14 @@ def register(pipeline: Pipeline) -> None:
             total = total.plus(Counts(customers=len(item.versions), errors=len(item.versions)))
         for n, result in enumerate(results, 1):
             try:
-                counts = apply_result(item, result, pending, acks)
+                counts = apply_result(item, result, pending, delivery)
             except Exception as exc:  # noqa: BLE001 - one customer's bad record must not stop the others
                 failure = exc if isinstance(exc, CustomerFailed) else CustomerFailed(result.customer_id, exc)
                 await io.dead_letter(item.event, failure, reason="processing_failed")
                 counts = Counts(customers=1, errors=1)
             total = total.plus(counts)
-            if producer_buffer.size > PRODUCER_BACKLOG_MAX:
-                while producer_buffer.size > PRODUCER_BACKLOG_MAX // 2:
+            if producer_buffer.size > PRODUCER_BACKLOG_MAX or output.backlog > OUTPUT_BACKLOG_MAX:
+                while producer_buffer.size > PRODUCER_BACKLOG_MAX // 2 or output.backlog > OUTPUT_BACKLOG_MAX // 2:
                     await asyncio.sleep(PRODUCER_POLL_S)
             elif n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -274,13 +286,13 @@ def register(pipeline: Pipeline) -> None:
             EVENTS_IN.labels("sweep").inc(len(events))
             batch: dict[bytes, tuple[EventT, Counts]] = {}
             pending: list[PendingBook] = []
-            acks: list[Any] = []
+            delivery = io.delivery()
             with customers.track_writes():  # from the first read to the last book of the batch
                 # every request of the batch goes to the sweep processes first, so they work on the next
                 # request while this loop stores and emits the results of the previous one
                 started = [await start_request(event, batch) for event in events]
                 for item in started:
                     if item is not None:
-                        await finish_request(item, batch, pending, acks)
-                await io.store_books(pending, acks)
+                        await finish_request(item, batch, pending, delivery)
+                await io.store_books(pending, delivery)
             write_counts(batch)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any
 
 from faust import StreamT
 from faust.types import EventT
@@ -25,6 +24,7 @@ from core.events import Transaction
 from streams.app import Pipeline
 from streams.event_context import event_context
 from streams.metrics import DUPLICATES, EVALUATION_SECONDS, EVALUATIONS, EVENT_AGE, EVENTS_IN
+from streams.output import DeliveryGroup
 
 __all__ = ["register"]
 
@@ -35,7 +35,7 @@ def register(pipeline: Pipeline) -> None:
     customers = io.customers
 
     def score_customer(
-        key: bytes, items: list[tuple[EventT, Transaction]], pending: list[PendingBook], acks: list[Any]
+        key: bytes, items: list[tuple[EventT, Transaction]], pending: list[PendingBook], delivery: DeliveryGroup
     ) -> None:
         """Read, fold, re-score and write one customer's features, emit, and queue the book (written once
         the batch's scores are acknowledged); synchronous so that no other agent can interleave between the
@@ -49,20 +49,20 @@ def register(pipeline: Pipeline) -> None:
         EVALUATION_SECONDS.labels("realtime").observe(time.perf_counter() - started)
         EVALUATIONS.labels("realtime").inc(result.evaluations)
         DUPLICATES.inc(result.duplicates)
-        acks += io.emit_scores(result.scores)
-        acks += io.emit_alerts(result.alerts)
+        io.emit_scores(result.scores, delivery)
+        io.emit_alerts(result.alerts, delivery)
         if customers.book_changed(record, stored_book):
             pending.append(PendingBook(event, key, record.book_bytes(), None))
 
     async def process_customer(
-        key: bytes, items: list[tuple[EventT, Transaction]], pending: list[PendingBook], acks: list[Any]
+        key: bytes, items: list[tuple[EventT, Transaction]], pending: list[PendingBook], delivery: DeliveryGroup
     ) -> None:
         try:
-            score_customer(key, items, pending, acks)
+            score_customer(key, items, pending, delivery)
         except Exception as exc:  # noqa: BLE001 - data must never crash the worker
             if len(items) > 1:
                 for item in items:
-                    await process_customer(key, [item], pending, acks)
+                    await process_customer(key, [item], pending, delivery)
                 return
             await io.dead_letter(items[0][0], exc, reason="processing_failed")
 
@@ -86,7 +86,7 @@ def register(pipeline: Pipeline) -> None:
                 if txn is not None:
                     by_customer[event.key].append((event, txn))
             pending: list[PendingBook] = []
-            acks: list[Any] = []
+            delivery = io.delivery()
             for key, items in by_customer.items():
-                await process_customer(key, items, pending, acks)
-            await io.store_books(pending, acks)
+                await process_customer(key, items, pending, delivery)
+            await io.store_books(pending, delivery)

@@ -6,6 +6,7 @@ Output topics are replaced by recorders, so a test sees exactly what an agent wo
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,31 @@ class Recorder:
         self.send_soon(key=key, value=value, headers=headers)
 
 
+@dataclass
+class RecordingProducer:
+    """Stands in for the confluent-kafka producer of the worker's scores and alerts (streams/output.py):
+    each record goes to its topic's recorder and is acknowledged at once, or refused with that recorder's
+    ``refuse_with``."""
+
+    recorders: dict[str, Recorder]
+
+    def produce(self, topic: str, *, key: Any = None, value: Any = None, headers: Any = None,
+                on_delivery: Any = None) -> None:
+        recorder = self.recorders[topic]
+        recorder.records.append(Recorded(key, value, headers))
+        on_delivery(recorder.refuse_with, None)
+
+    def poll(self, timeout: float) -> int:
+        time.sleep(timeout)
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return 0
+
+
 @pytest.fixture
 def make_pipeline(tmp_path: Path) -> Iterator[Any]:
     built: list[Pipeline] = []
@@ -61,13 +87,19 @@ def make_pipeline(tmp_path: Path) -> Iterator[Any]:
             recorder = recorders[name] = Recorder()
             topic.send_soon = recorder.send_soon  # type: ignore[method-assign]
             topic.send = recorder.send  # type: ignore[method-assign]
+        output = pipeline.services.get("output")
+        if output is not None:
+            output.producer_factory = lambda: RecordingProducer(recorders)
         feed = pipeline.services.get("catalogue")
         if feed is not None:
             feed.load(list(load_catalogue(PROJECT_ROOT / "rules").values()))
         return pipeline, recorders
 
     yield build
-    for pipeline in built:  # the sweep agent's processes (streams/sweep_processes.py), if it started any
+    for pipeline in built:  # the output producer's polling thread, the sweep processes if any started
+        output = pipeline.services.get("output")
+        if output is not None:
+            output.stop_polling()
         lane = pipeline.services.get("sweep-processes")
         if lane is not None:
             lane.close()
