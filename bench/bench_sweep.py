@@ -22,6 +22,9 @@ Then, with live transactions of the distinct customers trickling in at ``--trick
     sweep processes): a repeat and the next night after that;
   * restarted with its sweep process again: a repeat and the next night after that (A-B-A: whatever the
     machine did meanwhile shows in the two A rows);
+  * a next night with the DynamoDB sink paused while the sweep runs (Connect's pause; it takes in the sweep's
+    scores once resumed, and that rate is printed): the sweep without the local DynamoDB stand-in, which writes
+    every item in Python, on the same two cores (against AWS that work is not on this machine);
   * a second worker joins (rebalance, it recovers its partitions from the changelog), then a repeat with 2
     workers;
   * raw ceiling: a bare confluent-kafka consumer reading that last sweep's requests.
@@ -285,10 +288,24 @@ def cpu_snapshot(settings: Settings, group: WorkerGroup) -> dict[str, float]:
 
 
 def run_sweep(settings: Settings, label: str, group: WorkerGroup, customers: list[str], rule_ids: list[str],
-              trickle: Trickle, ports: dict[str, int], nights_later: int = 0) -> SweepRun:
+              trickle: Trickle, ports: dict[str, int], nights_later: int = 0, sink_paused: bool = False) -> SweepRun:
     waited, drained = wait_sink_drained(settings)
     print(f"{label}: waited {waited:.1f} s for the DynamoDB sink to take in {drained:,} scores"
           + (f" ({drained / waited:,.0f} items/s)" if drained and waited > 1 else ""))
+    if sink_paused:
+        sink.set_paused(settings, True)
+    try:
+        return _timed_sweep(settings, label, group, customers, rule_ids, trickle, ports, nights_later)
+    finally:
+        if sink_paused:
+            sink.set_paused(settings, False)
+            waited, drained = wait_sink_drained(settings)
+            print(f"{label}: the sink, resumed, took in the sweep's {drained:,} scores in {waited:.1f} s"
+                  + (f" ({drained / waited:,.0f} items/s)" if drained and waited > 1 else ""))
+
+
+def _timed_sweep(settings: Settings, label: str, group: WorkerGroup, customers: list[str], rule_ids: list[str],
+                 trickle: Trickle, ports: dict[str, int], nights_later: int) -> SweepRun:
     load_before = load_average()
     peak = {n: 0 for n in group.procs}
     ages_before = age_buckets(ports)
@@ -406,13 +423,15 @@ def main() -> None:
             restart_w1(group, ports, str(args.sweep_processes))
             sweep("6: 1 worker, sweep process, repeat", 2)
             sweep("7: 1 worker, sweep process, next night", 3)
+            runs.append(run_sweep(settings, "8: 1 worker, sweep process, next night, sink paused", group, customers,
+                                  rule_ids, trickle, ports, 4, sink_paused=True))
             ports["w2"] = free_port()
             t = time.perf_counter()
             group.start("w2", ports["w2"])
             joined = wait_two_members(settings, group, ports)
             print(f"w2 joined, recovered and answering in {joined:.1f} s; load {load_average()}")
             since = end_offsets(settings, ["sweep"])
-            sweep("8: 2 workers, sweep process, repeat", 3)
+            sweep("9: 2 workers, sweep process, repeat", 4)
         raw_s, raw_n, raw_customers = raw_read(settings, since, runs[-1].last_offsets)
         ceiling, ceiling_n = compute_ceiling(ids, blobs, rule_ids, 1)
 
@@ -432,12 +451,14 @@ def main() -> None:
         for kind, (a1, b, a2) in (("repeat", ("2", "4", "6")), ("next night", ("3", "5", "7"))):
             print(f"{kind} sweeps, sweep process / in-process (1 worker; mean of sweeps {a1} and {a2}, which ran before "
                   f"and after {b}): {(rates[a1] + rates[a2]) / 2 / rates[b]:.2f}x")
+        print(f"next night with the sink paused / with it running (sweep 8 / mean of 3 and 7): "
+              f"{rates['8'] / ((rates['3'] + rates['7']) / 2):.2f}x")
         two = runs[-1]
         raw_rate = raw_customers / raw_s
-        print(f"2 workers / 1 worker (repeat sweeps 8 / mean of 2 and 6): {rates['8'] / ((rates['2'] + rates['6']) / 2):.2f}x; "
+        print(f"2 workers / 1 worker (repeat sweeps 9 / mean of 2 and 6): {rates['9'] / ((rates['2'] + rates['6']) / 2):.2f}x; "
               f"raw ceiling: a bare consumer read and decoded {raw_n:,} sweep requests ({raw_customers:,} customers) in "
               f"{raw_s:.2f} s = {raw_rate:,.0f} customers/s (x {len(rule_ids)} rules = "
-              f"{raw_rate * len(rule_ids):,.0f} evaluations/s equivalent); sweep 8 customers/s is "
+              f"{raw_rate * len(rule_ids):,.0f} evaluations/s equivalent); sweep 9 customers/s is "
               f"{two.customers / two.compute_s / raw_rate:.1%} of it")
 
         print(f"compute ceiling: core.sweeping.sweep_records over the {len(ids)} distinct records, as of a day later, with "

@@ -251,6 +251,8 @@ def register(
     name = name or connector_name()
     config = {**connector_config(settings), **(overrides or {})}
     deadline = time.monotonic() + timeout
+    if _state(settings, name) == "PAUSED":  # left paused (an interrupted benchmark): the stack's sink runs
+        _put_state(settings, name, paused=False)
     # Connect restarts a connector on every PUT, even of the same config: skip it when nothing changed, so
     # registering twice really is a no-op. A status just after a PUT, or just after the worker started, may
     # still be the previous one (RUNNING), so RUNNING must hold for a while before it counts.
@@ -269,6 +271,42 @@ def register(
         )
         if status not in (200, 202, 204):
             raise ConnectorError(f"restart of connector {name} refused: HTTP {status}: {body}\n{failed}")
+
+
+def set_paused(settings: Settings, paused: bool, *, name: str | None = None, timeout: float = 60.0) -> None:
+    """Pause or resume the sink (Connect's ``PUT /connectors/NAME/pause`` or ``/resume``) and wait until the
+    connector and every task are PAUSED, or RUNNING again. A paused sink keeps its committed offsets and takes
+    in what it missed when resumed. bench_sweep pauses it to time a sweep without the local DynamoDB
+    stand-in on the same cores; ``register`` (``nudge stack up``) resumes a sink left paused."""
+    name = name or connector_name()
+    _put_state(settings, name, paused)
+    want = "PAUSED" if paused else "RUNNING"
+    deadline = time.monotonic() + timeout
+    while True:
+        status = connector_status(settings, name)
+        if status is None:
+            raise ConnectorError(f"connector {name} is not registered")
+        states = [status.get("connector", {}).get("state"), *(t.get("state") for t in status.get("tasks", []))]
+        if all(state == want for state in states):
+            return
+        if time.monotonic() > deadline:
+            raise ConnectorError(f"connector {name} not {want} in time: {states}")
+        time.sleep(0.25)
+
+
+def _state(settings: Settings, name: str) -> str | None:
+    try:
+        status = connector_status(settings, name)
+    except (OSError, ConnectorError):
+        return None
+    return None if status is None else status.get("connector", {}).get("state")
+
+
+def _put_state(settings: Settings, name: str, paused: bool) -> None:
+    action = "pause" if paused else "resume"
+    status, body = _request(settings, "PUT", f"/connectors/{urllib.parse.quote(name)}/{action}")
+    if status not in (200, 202, 204):
+        raise ConnectorError(f"{action} of connector {name}: HTTP {status}: {_message(body)}")
 
 
 def unregister(settings: Settings, name: str | None = None) -> bool:

@@ -99,6 +99,13 @@ class FakeConnect:
                 for i, s in enumerate(states)
             ]
             return 200, {"name": NAME, "connector": {"state": self.connector_state, "worker_id": "w"}, "tasks": tasks}
+        if method == "PUT" and path in (f"/connectors/{NAME}/pause", f"/connectors/{NAME}/resume"):
+            if NAME not in self.configs:
+                return 404, {"message": f"Connector {NAME} not found"}
+            state = "PAUSED" if path.endswith("/pause") else "RUNNING"
+            self.connector_state = state
+            self.task_states = [[state] * len(self.task_states[-1])]
+            return 202, None
         if method == "POST" and path.startswith(f"/connectors/{NAME}/restart"):
             if self.after_restart is not None:
                 self.task_states = self.after_restart
@@ -155,6 +162,28 @@ def test_register_puts_the_config_and_waits_for_running_tasks(
     sink.register(settings, timeout=10, overrides={"tasks.max": "3"})  # a change is put
     assert fake.configs[NAME]["tasks.max"] == "3"
     assert [c[0] for c in fake.calls].count("PUT") == 2
+
+
+def test_the_sink_is_paused_and_resumed_and_stack_up_resumes_a_sink_left_paused(
+    connect: tuple[FakeConnect, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, settings = connect
+    monkeypatch.setattr(sink, "RUNNING_STEADY_S", 0.0)
+    sink.register(settings, timeout=10)
+    sink.set_paused(settings, True, timeout=10)
+    assert fake.connector_state == "PAUSED" and fake.task_states == [["PAUSED", "PAUSED"]]
+    sink.set_paused(settings, False, timeout=10)
+    assert fake.connector_state == "RUNNING"
+
+    sink.set_paused(settings, True, timeout=10)  # an interrupted benchmark left it paused
+    sink.register(settings, timeout=10)
+    assert fake.connector_state == "RUNNING" and ("PUT", f"/connectors/{NAME}/resume") in fake.calls[-4:]
+
+
+def test_pausing_an_unregistered_sink_says_so(connect: tuple[FakeConnect, Settings]) -> None:
+    _, settings = connect
+    with pytest.raises(sink.ConnectorError, match="pause of connector .*404"):
+        sink.set_paused(settings, True, timeout=1)
 
 
 def test_register_retries_while_connect_rebalances(connect: tuple[FakeConnect, Settings]) -> None:
