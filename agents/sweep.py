@@ -47,7 +47,6 @@ from streams.sweeps import active_customers, partition_of, publish_sweep, watch_
 
 __all__ = ["register", "rules_for_request"]
 
-BATCH_MAX = 8  # request messages per batch, all sent to the sweep processes at once (up to 800 customers)
 BATCH_WITHIN_S = 0.05
 YIELD_EVERY = 16  # customers applied between two yields to the event loop
 # The worker has one producer buffer, first in first out, for every agent's output and table changelog, and
@@ -128,6 +127,9 @@ def register(pipeline: Pipeline) -> None:
     producer_buffer = app.producer.buffer
     output = io.output
     partitions = pipeline.settings.topic_partitions
+    batch_requests = pipeline.settings.sweep_batch_requests
+    if not 1 <= batch_requests <= 256:
+        raise ValueError(f"NUDGE_SWEEP_BATCH_REQUESTS must be between 1 and 256, not {batch_requests}")
 
     def add_counts(
         batch: dict[bytes, tuple[EventT, Counts]], event: EventT, sweep_id: str, counts: Counts
@@ -281,7 +283,7 @@ def register(pipeline: Pipeline) -> None:
     async def process_sweep(stream: StreamT[bytes]) -> None:
         await io.feed.ready.wait()
         async for events in stream.take_events(  # type: ignore[attr-defined]  # Stream has it, StreamT lacks it
-            max_=BATCH_MAX, within=BATCH_WITHIN_S
+            max_=batch_requests, within=BATCH_WITHIN_S
         ):
             EVENTS_IN.labels("sweep").inc(len(events))
             batch: dict[bytes, tuple[EventT, Counts]] = {}

@@ -74,6 +74,10 @@ class Settings:
     # in the worker's own process. More cores: more workers (partitions), each with its sweep process.
     sweep_processes: int = 1
     sweep_process_nice: int = 10
+    # Sweep request messages the sweep agent takes per batch, all handed to the sweep processes at once: they
+    # evaluate the next requests while the agent applies the results of the first ones, and stand idle
+    # between two batches (acknowledgement of the batch's scores, then reading the next batch's records).
+    sweep_batch_requests: int = 8
     # Alert delivery: the app's webhook (empty = not delivering yet; alerts wait in Kafka), its HMAC secret,
     # the delays in seconds before attempts 2..n (comma-separated; n = 1 + their number), request timeout.
     webhook_url: str = ""

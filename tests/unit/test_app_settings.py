@@ -50,3 +50,12 @@ def test_rocksdb_tables_get_bounded_memory(tmp_path: Path) -> None:
     assert store.use_rocksdict
     with pytest.raises(ValueError, match="NUDGE_WORKER_ROCKSDB_CACHE_MB must be between 1 and 65536, not 0"):
         create_app(load_settings({}, worker_data_dir=tmp_path, worker_rocksdb_cache_mb=0), agent_modules=())
+
+
+def test_sweep_batches_are_bounded_and_refused_by_name(tmp_path: Path) -> None:
+    settings = load_settings({"NUDGE_SWEEP_BATCH_REQUESTS": "32"}, worker_data_dir=tmp_path)
+    assert settings.sweep_batch_requests == 32
+    create_app(settings, store="memory://", agent_modules=("agents.sweep",))
+    with pytest.raises(ValueError, match="NUDGE_SWEEP_BATCH_REQUESTS must be between 1 and 256, not 0"):
+        create_app(load_settings({}, worker_data_dir=tmp_path, sweep_batch_requests=0), store="memory://",
+                   agent_modules=("agents.sweep",))
