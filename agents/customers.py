@@ -48,7 +48,10 @@ def register(pipeline: Pipeline) -> None:
                     customers.delete(event.key)
                 delivery = io.delivery()
                 io.emit_scores(
-                    [ScoreUpdate(score_key(change["customer_id"], rule_id), None) for rule_id in record.book.scores],
+                    [
+                        ScoreUpdate(score_key(change["customer_id"], rule_id), None)
+                        for rule_id in record.book.scores
+                    ],
                     delivery,
                 )
                 await delivery.wait()  # the erasure's offset is committed only once its tombstones are out

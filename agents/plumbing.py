@@ -3,6 +3,7 @@ dead-lettering, and sending scores and alerts. Shared so each agent module stays
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
@@ -33,6 +34,18 @@ log = logging.getLogger(__name__)
 # counted once per customer swept
 _SCORES_OUT = EVENTS_OUT.labels("scores")
 _ALERTS_OUT = EVENTS_OUT.labels("alerts")
+
+# The worker has one Faust producer buffer, first in first out, for every table changelog and dead letter,
+# and Faust's conductor holds back every incoming message while it holds more than 100 (ProducerBuffer.
+# max_messages). A sweep can queue thousands of score books: live transactions then waited behind them
+# (bench/bench_sweep.py). So a sweep waits while the buffer holds more than this many records.
+PRODUCER_BACKLOG_MAX = 100
+# Scores and alerts go through the worker's confluent-kafka producer (streams/output.py), first in first out
+# per partition too: a sweep also waits while more than this many of its records are unacknowledged, so a
+# live transaction's score queues behind a few milliseconds of the sweep's at most (librdkafka sends tens of
+# thousands of records per second here).
+OUTPUT_BACKLOG_MAX = 2000
+BACKLOG_POLL_S = 0.001
 
 
 def read_value(table: Any, key: bytes) -> bytes | None:
@@ -179,7 +192,10 @@ class AgentIO:
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline, source: str) -> AgentIO:
         return cls(
-            pipeline, source, CustomerStore.for_pipeline(pipeline), catalogue_feed(pipeline),
+            pipeline,
+            source,
+            CustomerStore.for_pipeline(pipeline),
+            catalogue_feed(pipeline),
             output_producer(pipeline),
         )
 
@@ -219,6 +235,20 @@ class AgentIO:
             await self.dead_letter(event, exc, reason="invalid_record")
             return None
 
+    def backed_up(self) -> bool:
+        """Whether either producer holds more than a bounded backlog (see PRODUCER_BACKLOG_MAX)."""
+        return (
+            self.pipeline.app.producer.buffer.size > PRODUCER_BACKLOG_MAX
+            or self.output.backlog > OUTPUT_BACKLOG_MAX
+        )
+
+    async def wait_while_backed_up(self) -> None:
+        """Wait until both producers have sent half their bounded backlog: what a sweep does whenever
+        :meth:`backed_up`, so live transactions never queue behind more than that."""
+        buffer = self.pipeline.app.producer.buffer
+        while buffer.size > PRODUCER_BACKLOG_MAX // 2 or self.output.backlog > OUTPUT_BACKLOG_MAX // 2:
+            await asyncio.sleep(BACKLOG_POLL_S)
+
     def delivery(self) -> DeliveryGroup:
         """A new group for one batch's scores and alerts (see :meth:`store_books`)."""
         return self.output.group()
@@ -244,7 +274,9 @@ class AgentIO:
         if alerts:
             _ALERTS_OUT.inc(len(alerts))
 
-    async def store_books(self, pending: list[PendingBook], delivery: DeliveryGroup) -> None:
+    async def store_books(
+        self, pending: list[PendingBook], delivery: DeliveryGroup, *, paced: bool = False
+    ) -> None:
         """Write score books once the broker has every score and alert they record.
 
         A book says what was emitted. Written before, a crash before the scores were sent would leave it
@@ -253,15 +285,22 @@ class AgentIO:
         upserts by key, alert ids deterministic. Not acknowledged: the books stay as they were, and the next
         evaluation sends what differs. A sweep's book (``version`` set) is dropped if the customer was
         written meanwhile (a transaction's book, or another request's): the next sweep sends what differs.
+        ``paced`` (a sweep's thousands of books): waits whenever the producers are backed up, as the sweep does
+        while it emits; a transaction written meanwhile is caught by the version check.
         """
         try:
             await delivery.wait()
         except Exception as exc:  # noqa: BLE001 - not acknowledged: no book may claim them
             PROCESSING_ERRORS.labels(self.source).inc()
-            log.warning("%s: scores or alerts were not acknowledged (%s); their books stay as they were",
-                        self.source, exc)
+            log.warning(
+                "%s: scores or alerts were not acknowledged (%s); their books stay as they were",
+                self.source,
+                exc,
+            )
             return
         for book in pending:
             if book.version is None or self.customers.version(book.key) == book.version:
                 with event_context(book.event):
                     self.customers.write_book(book.key, book.book)
+            if paced and self.backed_up():
+                await self.wait_while_backed_up()

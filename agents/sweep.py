@@ -9,7 +9,7 @@ emitted: running a sweep twice emits nothing the second time, and replaying one 
 
 The agent itself only reads records and applies results: the evaluation runs in the worker's sweep
 processes (streams/sweep_processes.py), so the thread serving live transactions never evaluates a sweep,
-and the agent waits while the worker's producer buffer is backed up (see PRODUCER_BACKLOG_MAX).
+and the agent waits while the worker's producers are backed up (AgentIO.wait_while_backed_up).
 A record that a transaction changed while its customer was being swept is swept again here, from the new
 record, before anything is emitted. A customer's score book (what was emitted) is written only once the
 broker has acknowledged those scores and alerts (AgentIO.store_books).
@@ -49,18 +49,6 @@ __all__ = ["register", "rules_for_request"]
 
 BATCH_WITHIN_S = 0.05
 YIELD_EVERY = 16  # customers applied between two yields to the event loop
-# The worker has one producer buffer, first in first out, for every agent's output and table changelog, and
-# Faust's conductor holds back every incoming message while it holds more than 100 (ProducerBuffer.
-# max_messages). A sweep that changes scores can queue tens of thousands: live transactions then waited
-# behind them for as long as the sweep ran (bench/bench_sweep.py). So the sweep waits while the buffer holds
-# more than this many messages: a live transaction's score never queues behind more of the sweep's.
-PRODUCER_BACKLOG_MAX = 100
-# Scores and alerts go through the worker's confluent-kafka producer (streams/output.py), first in first out
-# per partition too: the sweep also waits while more than this many of its records are unacknowledged, so a
-# live transaction's score queues behind a few milliseconds of the sweep's at most (librdkafka sends tens of
-# thousands of records per second here).
-OUTPUT_BACKLOG_MAX = 2000
-PRODUCER_POLL_S = 0.001
 
 
 class CustomerFailed(Exception):
@@ -124,8 +112,6 @@ def register(pipeline: Pipeline) -> None:
     progress = pipeline.table("sweep-counts")
     progress_topic = pipeline.topics["sweep-progress"]
     lane = sweep_processes(pipeline)
-    producer_buffer = app.producer.buffer
-    output = io.output
     partitions = pipeline.settings.topic_partitions
     batch_requests = pipeline.settings.sweep_batch_requests
     if not 1 <= batch_requests <= 256:
@@ -255,9 +241,8 @@ def register(pipeline: Pipeline) -> None:
                 await io.dead_letter(item.event, failure, reason="processing_failed")
                 counts = Counts(customers=1, errors=1)
             total = total.plus(counts)
-            if producer_buffer.size > PRODUCER_BACKLOG_MAX or output.backlog > OUTPUT_BACKLOG_MAX:
-                while producer_buffer.size > PRODUCER_BACKLOG_MAX // 2 or output.backlog > OUTPUT_BACKLOG_MAX // 2:
-                    await asyncio.sleep(PRODUCER_POLL_S)
+            if io.backed_up():
+                await io.wait_while_backed_up()
             elif n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         add_counts(batch, item.event, item.sweep_id, total)
@@ -296,5 +281,5 @@ def register(pipeline: Pipeline) -> None:
                 for item in started:
                     if item is not None:
                         await finish_request(item, batch, pending, delivery)
-                await io.store_books(pending, delivery)
+                await io.store_books(pending, delivery, paced=True)
             write_counts(batch)

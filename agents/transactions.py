@@ -35,7 +35,10 @@ def register(pipeline: Pipeline) -> None:
     customers = io.customers
 
     def score_customer(
-        key: bytes, items: list[tuple[EventT, Transaction]], pending: list[PendingBook], delivery: DeliveryGroup
+        key: bytes,
+        items: list[tuple[EventT, Transaction]],
+        pending: list[PendingBook],
+        delivery: DeliveryGroup,
     ) -> None:
         """Read, fold, re-score and write one customer's features, emit, and queue the book (written once
         the batch's scores are acknowledged); synchronous so that no other agent can interleave between the
@@ -55,7 +58,10 @@ def register(pipeline: Pipeline) -> None:
             pending.append(PendingBook(event, key, record.book_bytes(), None))
 
     async def process_customer(
-        key: bytes, items: list[tuple[EventT, Transaction]], pending: list[PendingBook], delivery: DeliveryGroup
+        key: bytes,
+        items: list[tuple[EventT, Transaction]],
+        pending: list[PendingBook],
+        delivery: DeliveryGroup,
     ) -> None:
         try:
             score_customer(key, items, pending, delivery)

@@ -141,8 +141,11 @@ class OutputProducer(Service):
             producer, self._producer = self._producer, None
             left = await asyncio.to_thread(producer.flush, CLOSE_FLUSH_S)
             if left:
-                log.warning("worker stopping: %d scores or alerts were not acknowledged; their books were not "
-                            "written, so they are sent again", left)
+                log.warning(
+                    "worker stopping: %d scores or alerts were not acknowledged; their books were not "
+                    "written, so they are sent again",
+                    left,
+                )
 
     def stop_polling(self) -> None:
         self._stop_polling.set()
@@ -171,7 +174,10 @@ class OutputProducer(Service):
         while True:
             try:
                 producer.produce(
-                    topic, key=key, value=value, headers=list(headers) if headers else None,
+                    topic,
+                    key=key,
+                    value=value,
+                    headers=list(headers) if headers else None,
                     on_delivery=group.delivered,
                 )
                 return

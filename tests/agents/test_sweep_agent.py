@@ -269,6 +269,46 @@ async def test_the_sweep_waits_while_the_worker_producer_is_backed_up(make_pipel
     assert latest_progress(out, "w1")["changed"] > 0
 
 
+async def test_a_sweeps_books_wait_while_the_worker_producer_is_backed_up(make_pipeline: Any) -> None:
+    """A sweep batch ends with thousands of book writes (changelog records): written in one go, they held
+    live transactions back for seconds. Here the first book's write backs the producer up: the next book
+    must wait until it has drained."""
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep", sweep_processes=0)
+    ga, gb = ON_TWO[:2]
+    await put_all(pipeline.app.agents["transactions"], [gym(i, c) for c in (ga, gb) for i in range(5)])
+    pending = pipeline.app.producer.buffer.pending
+    store = pipeline.services["customer-store"]
+    written_at: list[float] = []
+    drained_at: list[float] = []
+    write_book = store.write_book
+
+    async def drain_later() -> None:
+        await asyncio.sleep(0.5)
+        drained_at.append(time.monotonic())
+        while not pending.empty():
+            pending.get_nowait()
+
+    drainers: list[asyncio.Future[None]] = []
+
+    def backing_up_write(key: bytes, book: bytes) -> None:
+        write_book(key, book)
+        written_at.append(time.monotonic())
+        if len(written_at) == 1:  # stands for thousands of books handed to the producer at once
+            for _ in range(150):
+                pending.put_nowait(None)
+            drainers.append(asyncio.ensure_future(drain_later()))
+
+    store.write_book = backing_up_write
+    async with pipeline.app.agents["sweep"].test_context() as ctx:
+        await ctx.put(sweep_request(ga, "bk", more_customer_ids=[gb]), key=ga.encode(), partition=2)
+        deadline = time.monotonic() + 30
+        while len(written_at) < 2:  # the request counts as done before its books are written
+            assert time.monotonic() < deadline, f"{len(written_at)} books written in 30 s, expected 2"
+            await asyncio.sleep(0.01)
+    await asyncio.gather(*drainers)
+    assert written_at[1] >= drained_at[0], "the second book was written while the backlog was still there"
+
+
 async def test_sweeping_in_the_worker_process_gives_the_same_scores(make_pipeline: Any) -> None:
     """NUDGE_SWEEP_PROCESSES=0: the same results, evaluated on the worker's own event loop."""
     results = []
