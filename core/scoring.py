@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 Trigger = Literal["realtime", "nightly"]
+REASONS_KEPT = 10  # reason texts a score value keeps
 
 
 class ItemLike(Protocol):
@@ -156,7 +157,7 @@ def _reasons_text(reasons: Any) -> list[str]:
         return []
     if isinstance(reasons, str):
         return [reasons]
-    return [str(getattr(r, "text", r)) for r in reasons][:10]
+    return [str(getattr(r, "text", r)) for r in reasons][:REASONS_KEPT]
 
 
 def _fingerprint(outcome: OutcomeLike) -> str:
@@ -251,8 +252,14 @@ def rescore(
             fp = _fingerprint(outcome)
             if book.scores.get(rule.id) != fp:
                 book.scores[rule.id] = fp
-                # Changed scores are few next to evaluations: only they pay for the explanation.
-                explained = rule.evaluate(features, explain=True)
+                # Changed scores are few next to evaluations: only they pay for the explanation, and only
+                # for the reason texts a score keeps.
+                texts = getattr(rule, "reason_texts", None)
+                explained = (
+                    outcome._replace(reasons=tuple(texts(features, outcome, REASONS_KEPT)))
+                    if texts is not None
+                    else rule.evaluate(features, explain=True)
+                )
                 updates.append(ScoreUpdate(score_key(customer_id, rule.id),
                                            score_value(customer_id, explained, now, origin)))
         elif rule.id in book.scores:

@@ -304,7 +304,7 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
     evaluate = ns["_evaluate"]
     cond_fns = [ns[f"_cond{i}"] for i in range(len(conjuncts))]
     ns["_FAIL"] = _make_failure(rid, version, registry, coll, sorted(reads))
-    ns["_EXPLAIN"] = _make_explain(evaluate, conjuncts, cond_fns, coll, registry)
+    ns["_EXPLAIN"], reason_texts = _make_explain(evaluate, conjuncts, cond_fns, coll, registry)
     float_features, float_fields = _float_names(registry)
     plan = RulePlan(
         coll=coll, key=registry[coll].key if coll else None, conjuncts=tuple(p.typed.code for p in conjuncts),
@@ -319,6 +319,7 @@ def _build(doc: RuleDoc, registry: Mapping[str, FeatureSpec], cc: ExprCompiler, 
         owner=str(d.get("owner") or ""), kind=str(d["kind"]), trigger=str(d["trigger"]), for_each=coll,
         reads=frozenset(reads), cooldown=cooldown, valid_from=vf, valid_until=vu, source=doc.text,
         filename=doc.file, examples=examples, code=code, evaluate=evaluate, plan=plan,
+        reason_texts=reason_texts,
     )
 
 
@@ -433,9 +434,11 @@ def _make_failure(rid: str, version: int, registry: Mapping[str, FeatureSpec], c
     return failure
 
 
-def _make_explain(evaluate: Callable[..., RuleOutcome], conjuncts: list[_Part],
-                  cond_fns: list[Callable[..., object]], coll: str | None,
-                  registry: Mapping[str, FeatureSpec]) -> Callable[[Mapping[str, object]], RuleOutcome]:
+def _make_explain(
+    evaluate: Callable[..., RuleOutcome], conjuncts: list[_Part], cond_fns: list[Callable[..., object]],
+    coll: str | None, registry: Mapping[str, FeatureSpec],
+) -> tuple[Callable[[Mapping[str, object]], RuleOutcome], Callable[[Mapping[str, object], RuleOutcome, int], list[str]]]:
+    """(explain, reason_texts): the full explanation, and only the first texts of the same reasons."""
     key = registry[coll].key if coll else None
     # per condition, worked out once: its function, the names it reads in order, and both verdict texts
     plans = [(part, fn, tuple(sorted(part.used)), tuple(sorted(part.fields)),
@@ -482,4 +485,35 @@ def _make_explain(evaluate: Callable[..., RuleOutcome], conjuncts: list[_Part],
             reasons.append(Reason(f"explain stopped: {type(exc).__name__}"))
         return outcome._replace(reasons=tuple(reasons) + outcome.reasons)
 
-    return explain
+    def step_texts(features: Mapping[str, object], item: object, out: list[str]) -> None:
+        for _part, fn, _used, _fields, holds, fails in plans:
+            try:
+                passed = bool(fn(features, item))
+            except Exception:  # noqa: BLE001
+                passed = False
+            out.append(holds if passed else fails)
+            if not passed:
+                return
+
+    def reason_texts(features: Mapping[str, object], outcome: RuleOutcome, limit: int) -> list[str]:
+        """The texts of ``explain(features).reasons``, first ``limit`` of them, for ``outcome`` (this rule's
+        result for ``features``): without the values read, the per-condition records or a second evaluation.
+        A score keeps only these (core.scoring.score_value), and explaining every changed score in full was
+        a seventh of a next-night sweep's evaluation time."""
+        texts: list[str] = []
+        try:
+            if coll is None:
+                step_texts(features, None, texts)
+            else:
+                items = features.get(coll)
+                if isinstance(items, list):
+                    for item in items[:_MAX_EXPLAIN_ITEMS]:
+                        if len(texts) >= limit:
+                            break
+                        step_texts(features, item, texts)
+        except Exception as exc:  # noqa: BLE001
+            texts.append(f"explain stopped: {type(exc).__name__}")
+        texts += (r.text for r in outcome.reasons[: max(0, limit - len(texts))])
+        return texts[:limit]
+
+    return explain, reason_texts

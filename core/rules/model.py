@@ -114,6 +114,9 @@ class CompiledRule:
     plan: Any = None
     """The rule's code fragments (a ``batch.RulePlan``) from which several rules are evaluated in one shared
     function (``core.rules.evaluate_all``); None for a rule built some other way (it is then evaluated alone)."""
+    reason_texts: Callable[..., list[str]] | None = None
+    """``reason_texts(features, outcome, limit)``: the first texts of ``evaluate(features, explain=True)``'s
+    reasons, given this rule's outcome for ``features``; None for a rule built some other way."""
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -51,3 +51,21 @@ def test_outcomes_are_identical_to_the_golden_file(golden: dict[str, Any]) -> No
         if got_ex != golden["example_outcomes"][rule_id]:
             differences.append(f"{rule_id}: example outcomes differ")
     assert not differences, f"{len(differences)} outcomes differ, first: {differences[:3]}"
+
+
+def test_reason_texts_are_the_first_texts_of_the_full_explanation(golden: dict[str, Any]) -> None:
+    """A changed score keeps only its first reason texts (core.scoring.rescore asks ``reason_texts`` for
+    them): they must be exactly those of ``evaluate(explain=True)``, over clean and damaged vectors."""
+    differences: list[str] = []
+    checked = 0
+    for rule_id, source in sorted(golden["sources"].items()):
+        rule = compile_rule(source, f"{rule_id}.yaml")
+        assert rule.reason_texts is not None
+        for i, features in enumerate([*golden["vectors"], *(ex.features for ex in rule.examples)]):
+            full = [r.text for r in rule.evaluate(features, explain=True).reasons]
+            for limit in (1, 3, 10, 1000):
+                got = rule.reason_texts(features, rule.evaluate(features), limit)
+                checked += 1
+                if got != full[:limit]:
+                    differences.append(f"{rule_id} #{i} limit {limit}: {got} != {full[:limit]}")
+    assert checked > 10_000 and not differences, f"{len(differences)} differ, first: {differences[:3]}"
