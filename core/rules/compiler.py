@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from operator import itemgetter
@@ -455,19 +455,22 @@ def _make_explain(
                 out[f"item.{f}"] = item.get(f, "<missing>")
         return out
 
-    def steps(features: Mapping[str, object], item: object, label: str | None) -> list[Reason]:
-        reasons: list[Reason] = []
-        for part, fn, used, fields, holds, fails in plans:
+    def verdicts(features: Mapping[str, object], item: object) -> Iterator[tuple[Any, object, bool]]:
+        """(plan, value, passed) per condition, up to and including the first that fails."""
+        for plan in plans:
             try:
-                value: object = fn(features, item)
+                value: object = plan[1](features, item)
                 passed = bool(value)
             except Exception as exc:  # noqa: BLE001
                 value, passed = f"error: {type(exc).__name__}: {exc}", False
-            reasons.append(Reason(holds if passed else fails, part.text, value, passed,
-                                  read_values(features, item, used, fields), label))
+            yield plan, value, passed
             if not passed:
-                break
-        return reasons
+                return
+
+    def steps(features: Mapping[str, object], item: object, label: str | None) -> list[Reason]:
+        return [Reason(holds if passed else fails, part.text, value, passed,
+                       read_values(features, item, used, fields), label)
+                for (part, _fn, used, fields, holds, fails), value, passed in verdicts(features, item)]
 
     def explain(features: Mapping[str, object]) -> RuleOutcome:
         outcome = evaluate(features)
@@ -486,14 +489,7 @@ def _make_explain(
         return outcome._replace(reasons=tuple(reasons) + outcome.reasons)
 
     def step_texts(features: Mapping[str, object], item: object, out: list[str]) -> None:
-        for _part, fn, _used, _fields, holds, fails in plans:
-            try:
-                passed = bool(fn(features, item))
-            except Exception:  # noqa: BLE001
-                passed = False
-            out.append(holds if passed else fails)
-            if not passed:
-                return
+        out += (plan[4] if passed else plan[5] for plan, _value, passed in verdicts(features, item))
 
     def reason_texts(features: Mapping[str, object], outcome: RuleOutcome, limit: int) -> list[str]:
         """The texts of ``explain(features).reasons``, first ``limit`` of them, for ``outcome`` (this rule's
