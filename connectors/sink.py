@@ -280,18 +280,9 @@ def set_paused(settings: Settings, paused: bool, *, name: str | None = None, tim
     stand-in on the same cores; ``register`` (``nudge stack up``) resumes a sink left paused."""
     name = name or connector_name()
     _put_state(settings, name, paused)
-    want = "PAUSED" if paused else "RUNNING"
-    deadline = time.monotonic() + timeout
-    while True:
-        status = connector_status(settings, name)
-        if status is None:
-            raise ConnectorError(f"connector {name} is not registered")
-        states = [status.get("connector", {}).get("state"), *(t.get("state") for t in status.get("tasks", []))]
-        if all(state == want for state in states):
-            return
-        if time.monotonic() > deadline:
-            raise ConnectorError(f"connector {name} not {want} in time: {states}")
-        time.sleep(0.25)
+    failed = _wait_until_settled(settings, name, time.monotonic() + timeout, want="PAUSED" if paused else "RUNNING")
+    if failed is not None:
+        raise ConnectorError(f"connector {name} failed:\n{failed}")
 
 
 def _state(settings: Settings, name: str) -> str | None:
@@ -349,8 +340,11 @@ def _put_config(settings: Settings, name: str, config: dict[str, str], deadline:
         delay = min(delay * 2, 2.0)
 
 
-def _wait_until_settled(settings: Settings, name: str, deadline: float, steady_s: float = 0.0) -> str | None:
-    """Poll the status until all is RUNNING for steady_s (→ None) or something FAILED (→ its description)."""
+def _wait_until_settled(
+    settings: Settings, name: str, deadline: float, steady_s: float = 0.0, want: str = "RUNNING"
+) -> str | None:
+    """Poll the status until the connector and all tasks are ``want`` for steady_s (→ None) or something
+    FAILED (→ its description)."""
     seen = "no status yet"
     running_since: float | None = None
     while True:
@@ -370,7 +364,7 @@ def _wait_until_settled(settings: Settings, name: str, deadline: float, steady_s
             ]
             if failures:
                 return "\n".join(failures)
-            if connector.get("state") == "RUNNING" and tasks and all(t.get("state") == "RUNNING" for t in tasks):
+            if connector.get("state") == want and tasks and all(t.get("state") == want for t in tasks):
                 running_since = running_since or time.monotonic()
                 if time.monotonic() - running_since >= steady_s:
                     return None
@@ -378,7 +372,7 @@ def _wait_until_settled(settings: Settings, name: str, deadline: float, steady_s
                 running_since = None
             seen = f"connector {connector.get('state')}, tasks {[t.get('state') for t in tasks]}"
         if time.monotonic() > deadline:
-            raise ConnectorError(f"connector {name} not RUNNING in time: {seen}")
+            raise ConnectorError(f"connector {name} not {want} in time: {seen}")
         time.sleep(0.25)
 
 
