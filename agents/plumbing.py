@@ -71,7 +71,7 @@ class CustomerStore:
     # Writes per customer by this worker while a sweep batch is in flight (see track_writes): how a sweep
     # tells that a transaction changed a customer while it was being swept, without reading it again.
     writes: dict[bytes, int] = field(default_factory=dict)
-    tracking: bool = False
+    tracking: int = 0  # batches tracking writes now (the sweep agent may run more than one at once)
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline) -> CustomerStore:
@@ -125,12 +125,13 @@ class CustomerStore:
     def track_writes(self) -> Iterator[None]:
         """Count writes per customer for the duration (one sweep batch): kept only while needed, so the
         counts never grow with the number of customers a worker serves between sweeps."""
-        self.tracking = True
+        self.tracking += 1
         try:
             yield
         finally:
-            self.tracking = False
-            self.writes.clear()
+            self.tracking -= 1
+            if not self.tracking:
+                self.writes.clear()
 
     def _wrote(self, key: bytes) -> None:
         if self.tracking:

@@ -13,6 +13,11 @@ and the agent waits while the worker's producers are backed up (AgentIO.wait_whi
 A record that a transaction changed while its customer was being swept is swept again here, from the new
 record, before anything is emitted. A customer's score book (what was emitted) is written only once the
 broker has acknowledged those scores and alerts (AgentIO.store_books).
+
+The agent runs ``NUDGE_SWEEP_BATCHES_IN_FLIGHT`` batches at once (concurrent actors on one queue), so the
+sweep processes evaluate one batch while another waits for its acknowledgements and writes its books. Faust
+commits only consecutive acknowledged offsets; the progress records wait for earlier batches themselves
+(streams/in_flight.py).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from core.sweeping import StoredCustomer, SweepJob, SweptCustomer, rule_sources,
 from schemas.codec import DecodeError, default_codec
 from streams.app import Pipeline
 from streams.event_context import event_context
+from streams.in_flight import OffsetsInFlight
 from streams.metrics import (
     EVALUATION_SECONDS,
     EVALUATIONS,
@@ -116,6 +122,10 @@ def register(pipeline: Pipeline) -> None:
     batch_requests = pipeline.settings.sweep_batch_requests
     if not 1 <= batch_requests <= 256:
         raise ValueError(f"NUDGE_SWEEP_BATCH_REQUESTS must be between 1 and 256, not {batch_requests}")
+    in_flight = pipeline.settings.sweep_batches_in_flight
+    if not 1 <= in_flight <= 8:
+        raise ValueError(f"NUDGE_SWEEP_BATCHES_IN_FLIGHT must be between 1 and 8, not {in_flight}")
+    offsets = OffsetsInFlight()
 
     def add_counts(
         batch: dict[bytes, tuple[EventT, Counts]], event: EventT, sweep_id: str, counts: Counts
@@ -126,19 +136,42 @@ def register(pipeline: Pipeline) -> None:
         previous = batch.get(key)
         batch[key] = (event, counts if previous is None else previous[1].plus(counts))
 
-    def write_counts(batch: dict[bytes, tuple[EventT, Counts]]) -> None:
-        """Fold the batch's totals into the changelogged counters (they survive a restart) and publish them."""
+    def write_counts(batch: dict[bytes, tuple[EventT, Counts]], *, counted: bool = False) -> list[bytes]:
+        """Fold the batch's totals into the changelogged counters (they survive a restart) and publish them.
+
+        A record's ``offset`` says every request of its partition up to it is counted, so it advances to the
+        batch's offset only when no earlier offset of the partition is still in flight in another batch
+        (OffsetsInFlight). Returns the keys left behind: written again (``counted``: the totals are in
+        already) once the batch has waited for the earlier ones."""
+        behind = []
         for key, (event, counts) in batch.items():
+            offset = event.message.offset
             with event_context(event):  # the table writes to the partition of the request's event
                 raw = progress.get(key)
                 c = json.loads(raw) if raw else dict.fromkeys(Counts._fields, 0)
-                for name, value in counts._asdict().items():
-                    c[name] = c.get(name, 0) + value
-                c["offset"] = event.message.offset
+                if not counted:
+                    for name, value in counts._asdict().items():
+                        c[name] = c.get(name, 0) + value
+                if offsets.earlier_in_flight(event.message.partition, offset):
+                    behind.append(key)
+                elif c.get("offset", -1) < offset:
+                    c["offset"] = offset
+                elif counted:
+                    continue  # another batch's record took it there meanwhile
                 c["updated_at"] = time.time()
                 value = json.dumps(c, separators=(",", ":")).encode()
                 progress[key] = value
             progress_topic.send_soon(key=key, value=value)
+        return behind
+
+    async def finish_batch(events: list[EventT], batch: dict[bytes, tuple[EventT, Counts]]) -> None:
+        """Count the batch and mark its offsets finished in one step (no other batch runs in between), then
+        wait for the earlier offsets still in flight and record the offsets left behind."""
+        offsets.finish((e.message.partition, e.message.offset) for e in events)
+        behind = write_counts(batch)
+        if behind:
+            await offsets.wait_for_earlier({batch[k][0].message.partition: batch[k][0].message.offset for k in behind})
+            write_counts({k: batch[k] for k in behind}, counted=True)
 
     def job_for(request: dict[str, Any]) -> SweepJob:
         rules, removed = rules_for_request(io.catalogue(), list(request["rule_ids"]))
@@ -264,9 +297,18 @@ def register(pipeline: Pipeline) -> None:
         )
         await loop.run_in_executor(None, functools.partial(watch_sweep, settings, start.sweep_id))
 
-    @app.agent(pipeline.topics["sweep"], name="sweep")
+    @app.agent(pipeline.topics["sweep"], name="sweep", concurrency=in_flight)
     async def process_sweep(stream: StreamT[bytes]) -> None:
         await io.feed.ready.wait()
+
+        def mark_taken(value: bytes) -> bytes:
+            """First of the stream's processors, so an offset is marked in the same step that takes it."""
+            event = stream.current_event
+            if event is not None:
+                offsets.take(app.consumer_generation_id, event.message.partition, event.message.offset)
+            return value
+
+        stream.add_processor(mark_taken)
         async for events in stream.take_events(  # type: ignore[attr-defined]  # Stream has it, StreamT lacks it
             max_=batch_requests, within=BATCH_WITHIN_S
         ):
@@ -282,4 +324,4 @@ def register(pipeline: Pipeline) -> None:
                     if item is not None:
                         await finish_request(item, batch, pending, delivery)
                 await io.store_books(pending, delivery, paced=True)
-            write_counts(batch)
+            await finish_batch(events, batch)

@@ -78,6 +78,10 @@ class Settings:
     # evaluate the next requests while the agent applies the results of the first ones, and stand idle
     # between two batches (acknowledgement of the batch's scores, then reading the next batch's records).
     sweep_batch_requests: int = 8
+    # Sweep batches a worker runs at once (concurrent actors of the sweep agent): with 2, the sweep processes
+    # evaluate one batch while the agent waits for another's acknowledgements and writes its books, instead
+    # of standing idle between batches. 1 runs them one after the other.
+    sweep_batches_in_flight: int = 2
     # Alert delivery: the app's webhook (empty = not delivering yet; alerts wait in Kafka), its HMAC secret,
     # the delays in seconds before attempts 2..n (comma-separated; n = 1 + their number), request timeout.
     webhook_url: str = ""

@@ -77,6 +77,10 @@ def make_pipeline(tmp_path: Path) -> Iterator[Any]:
     built: list[Pipeline] = []
 
     def build(*agent_modules: str, **settings: Any) -> tuple[Pipeline, dict[str, Recorder]]:
+        # One sweep batch at a time: Faust's test harness feeds its in-memory channel to every concurrent
+        # actor (a worker's topic queue gives each message to one). Concurrent batches are covered by
+        # tests/unit/test_in_flight.py and, on the real stack, by the integration tests' sweeps.
+        settings.setdefault("sweep_batches_in_flight", 1)
         pipeline = create_app(
             load_settings(worker_data_dir=tmp_path, **settings), store="memory://", agent_modules=agent_modules
         )

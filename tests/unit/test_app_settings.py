@@ -59,3 +59,13 @@ def test_sweep_batches_are_bounded_and_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="NUDGE_SWEEP_BATCH_REQUESTS must be between 1 and 256, not 0"):
         create_app(load_settings({}, worker_data_dir=tmp_path, sweep_batch_requests=0), store="memory://",
                    agent_modules=("agents.sweep",))
+
+
+@pytest.mark.parametrize("bad", [0, 9])
+def test_sweep_batches_in_flight_are_bounded_and_refused_by_name(tmp_path: Path, bad: int) -> None:
+    settings = load_settings({"NUDGE_SWEEP_BATCHES_IN_FLIGHT": "3"}, worker_data_dir=tmp_path)
+    assert settings.sweep_batches_in_flight == 3
+    assert load_settings({}, worker_data_dir=tmp_path).sweep_batches_in_flight == 2
+    with pytest.raises(ValueError, match=f"NUDGE_SWEEP_BATCHES_IN_FLIGHT must be between 1 and 8, not {bad}"):
+        create_app(load_settings({}, worker_data_dir=tmp_path, sweep_batches_in_flight=bad), store="memory://",
+                   agent_modules=("agents.sweep",))

@@ -1,0 +1,69 @@
+"""OffsetsInFlight: a sweep batch records an offset as counted only once no earlier offset of the same
+partition is still in flight in another batch."""
+
+from __future__ import annotations
+
+import asyncio
+
+from streams.in_flight import OffsetsInFlight
+
+GEN = 1
+
+
+def test_an_offset_waits_only_for_earlier_unfinished_offsets_of_its_partition() -> None:
+    offsets = OffsetsInFlight()
+    for offset in (10, 11, 12):
+        offsets.take(GEN, 0, offset)
+    offsets.take(GEN, 1, 3)
+    assert offsets.earlier_in_flight(0, 13)
+    assert not offsets.earlier_in_flight(0, 10), "nothing below 10 was taken"
+    assert not offsets.earlier_in_flight(2, 99), "a partition with nothing taken"
+    offsets.finish([(0, 10), (0, 11)])
+    assert offsets.earlier_in_flight(0, 13), "12 is still in flight"
+    offsets.finish([(0, 12)])
+    assert not offsets.earlier_in_flight(0, 13)
+    assert offsets.earlier_in_flight(1, 4), "partitions are independent"
+
+
+async def test_a_later_batch_waits_for_the_earlier_one_to_finish() -> None:
+    offsets = OffsetsInFlight()
+    offsets.take(GEN, 0, 10)  # batch A
+    offsets.take(GEN, 0, 11)  # batch B, taken after A
+    offsets.finish([(0, 11)])  # B finishes first
+    waiting = asyncio.ensure_future(offsets.wait_for_earlier({0: 11}))
+    await asyncio.sleep(0.01)
+    assert not waiting.done(), "B must not record offset 11 while A still has 10"
+    offsets.finish([(0, 10)])
+    await asyncio.wait_for(waiting, 1)
+
+
+async def test_waiting_on_several_partitions_ends_when_all_are_clear() -> None:
+    offsets = OffsetsInFlight()
+    offsets.take(GEN, 0, 5)
+    offsets.take(GEN, 1, 7)
+    waiting = asyncio.ensure_future(offsets.wait_for_earlier({0: 9, 1: 9}))
+    offsets.finish([(0, 5)])
+    await asyncio.sleep(0.01)
+    assert not waiting.done(), "partition 1 still has 7 in flight"
+    offsets.finish([(1, 7)])
+    await asyncio.wait_for(waiting, 1)
+
+
+async def test_a_rebalance_forgets_what_was_taken_and_releases_the_waiters() -> None:
+    offsets = OffsetsInFlight()
+    offsets.take(GEN, 0, 10)
+    waiting = asyncio.ensure_future(offsets.wait_for_earlier({0: 20}))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    offsets.take(GEN + 1, 0, 30)  # first offset of the next consumer generation
+    await asyncio.wait_for(waiting, 1)
+    assert not offsets.earlier_in_flight(0, 30)
+    assert offsets.earlier_in_flight(0, 31)
+
+
+def test_finishing_an_offset_never_taken_is_harmless() -> None:
+    offsets = OffsetsInFlight()
+    offsets.finish([(0, 3)])
+    offsets.take(GEN, 0, 4)
+    offsets.finish([(0, 3), (5, 1)])
+    assert offsets.earlier_in_flight(0, 5)
