@@ -75,8 +75,7 @@ class Settings:
     sweep_processes: int = 1
     sweep_process_nice: int = 10
     # Sweep request messages the sweep agent takes per batch, all handed to the sweep processes at once: they
-    # evaluate the next requests while the agent applies the results of the first ones, and stand idle
-    # between two batches (acknowledgement of the batch's scores, then reading the next batch's records).
+    # evaluate the next requests while the agent applies the results of the first ones.
     sweep_batch_requests: int = 8
     # Sweep batches a worker runs at once (concurrent actors of the sweep agent): with 2, the sweep processes
     # evaluate one batch while the agent waits for another's acknowledgements and writes its books, instead
