@@ -344,7 +344,7 @@ def _timed_sweep(settings: Settings, label: str, group: WorkerGroup, customers: 
 
 
 def restart_w1(group: WorkerGroup, ports: dict[str, int], sweep_processes: str, batch_requests: int = 8,
-               in_flight: int = 2) -> None:
+               in_flight: int = 1) -> None:
     """Stop w1 and start it again with NUDGE_SWEEP_PROCESSES set (its RocksDB data dir is kept)."""
     stop_process(group.procs.pop("w1"))
     group.extra_env["NUDGE_SWEEP_PROCESSES"] = sweep_processes

@@ -79,8 +79,10 @@ class Settings:
     sweep_batch_requests: int = 8
     # Sweep batches a worker runs at once (concurrent actors of the sweep agent): with 2, the sweep processes
     # evaluate one batch while the agent waits for another's acknowledgements and writes its books, instead
-    # of standing idle between batches. 1 runs them one after the other.
-    sweep_batches_in_flight: int = 2
+    # of standing idle between batches: faster sweeps where the cores have room (DynamoDB elsewhere), but
+    # with the local DynamoDB stand-in on the same two cores it added up to 170 ms at p99 to live
+    # transactions during a next-night sweep, and that sweep was no faster (bench/README.md). So 1.
+    sweep_batches_in_flight: int = 1
     # Alert delivery: the app's webhook (empty = not delivering yet; alerts wait in Kafka), its HMAC secret,
     # the delays in seconds before attempts 2..n (comma-separated; n = 1 + their number), request timeout.
     webhook_url: str = ""

@@ -42,6 +42,9 @@ CUSTOMERS = 6
 def loaded(catalogue: Settings, tmp_path: Path) -> Any:  # noqa: F811 - the fixture imported above
     """One worker holding a few simulated customers' features."""
     group = WorkerGroup(catalogue, tmp_path)
+    # every request a batch of its own and two batches at once, so these few customers' requests are swept
+    # by concurrent batches that finish out of order (the progress records and books must not care)
+    group.extra_env |= {"NUDGE_SWEEP_BATCH_REQUESTS": "1", "NUDGE_SWEEP_BATCHES_IN_FLIGHT": "2"}
     seed = random.randrange(10**6)
     customers = list(population(seed, CUSTOMERS, START, MONTHS))
     group.start("w1", 16231)

@@ -65,7 +65,7 @@ def test_sweep_batches_are_bounded_and_refused_by_name(tmp_path: Path) -> None:
 def test_sweep_batches_in_flight_are_bounded_and_refused_by_name(tmp_path: Path, bad: int) -> None:
     settings = load_settings({"NUDGE_SWEEP_BATCHES_IN_FLIGHT": "3"}, worker_data_dir=tmp_path)
     assert settings.sweep_batches_in_flight == 3
-    assert load_settings({}, worker_data_dir=tmp_path).sweep_batches_in_flight == 2
+    assert load_settings({}, worker_data_dir=tmp_path).sweep_batches_in_flight == 1
     with pytest.raises(ValueError, match=f"NUDGE_SWEEP_BATCHES_IN_FLIGHT must be between 1 and 8, not {bad}"):
         create_app(load_settings({}, worker_data_dir=tmp_path, sweep_batches_in_flight=bad), store="memory://",
                    agent_modules=("agents.sweep",))
