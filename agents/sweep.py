@@ -14,8 +14,8 @@ A record that a transaction changed while its customer was being swept is swept 
 record, before anything is emitted. A customer's score book (what was emitted) is written only once the
 broker has acknowledged those scores and alerts (AgentIO.store_books).
 
-The agent runs ``NUDGE_SWEEP_BATCHES_IN_FLIGHT`` batches at once (concurrent actors on one queue), so the
-sweep processes evaluate one batch while another waits for its acknowledgements and writes its books. Faust
+The agent can run ``NUDGE_SWEEP_BATCHES_IN_FLIGHT`` batches at once (default 1; concurrent actors on one queue): the
+sweep processes then evaluate one batch while another waits for its acknowledgements and writes its books. Faust
 commits only consecutive acknowledged offsets; the progress records wait for earlier batches themselves
 (streams/in_flight.py).
 """
