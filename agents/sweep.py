@@ -136,14 +136,16 @@ def register(pipeline: Pipeline) -> None:
         previous = batch.get(key)
         batch[key] = (event, counts if previous is None else previous[1].plus(counts))
 
-    def write_counts(batch: dict[bytes, tuple[EventT, Counts]], *, counted: bool = False) -> list[bytes]:
+    def write_counts(
+        batch: dict[bytes, tuple[EventT, Counts]], *, counted: bool = False
+    ) -> dict[bytes, tuple[EventT, Counts]]:
         """Fold the batch's totals into the changelogged counters (they survive a restart) and publish them.
 
         A record's ``offset`` says every request of its partition up to it is counted, so it advances to the
         batch's offset only when no earlier offset of the partition is still in flight in another batch
-        (OffsetsInFlight). Returns the keys left behind: written again (``counted``: the totals are in
+        (OffsetsInFlight). Returns the records left behind: written again (``counted``: the totals are in
         already) once the batch has waited for the earlier ones."""
-        behind = []
+        behind = {}
         for key, (event, counts) in batch.items():
             offset = event.message.offset
             with event_context(event):  # the table writes to the partition of the request's event
@@ -153,7 +155,7 @@ def register(pipeline: Pipeline) -> None:
                     for name, value in counts._asdict().items():
                         c[name] = c.get(name, 0) + value
                 if offsets.earlier_in_flight(event.message.partition, offset):
-                    behind.append(key)
+                    behind[key] = (event, counts)
                 elif c.get("offset", -1) < offset:
                     c["offset"] = offset
                 elif counted:
@@ -170,8 +172,8 @@ def register(pipeline: Pipeline) -> None:
         offsets.finish((e.message.partition, e.message.offset) for e in events)
         behind = write_counts(batch)
         if behind:
-            await offsets.wait_for_earlier({batch[k][0].message.partition: batch[k][0].message.offset for k in behind})
-            write_counts({k: batch[k] for k in behind}, counted=True)
+            await offsets.wait_for_earlier([(e.message.partition, e.message.offset) for e, _ in behind.values()])
+            write_counts(behind, counted=True)
 
     def job_for(request: dict[str, Any]) -> SweepJob:
         rules, removed = rules_for_request(io.catalogue(), list(request["rule_ids"]))

@@ -14,7 +14,7 @@ whatever order the batches finish in; this is only for the progress records.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable
 
 __all__ = ["OffsetsInFlight"]
 
@@ -52,9 +52,9 @@ class OffsetsInFlight:
         taken = self._taken.get(partition)  # never empty: finish drops a partition's emptied set
         return taken is not None and min(taken) < offset
 
-    async def wait_for_earlier(self, last_offsets: Mapping[int, int]) -> None:
-        """Wait until no offset below ``last_offsets[partition]`` is in flight, for every partition."""
-        while any(self.earlier_in_flight(p, o) for p, o in last_offsets.items()):
+    async def wait_for_earlier(self, offsets: Collection[tuple[int, int]]) -> None:
+        """Wait until no offset below any of these (partition, offset) pairs is in flight."""
+        while any(self.earlier_in_flight(p, o) for p, o in offsets):
             changed = self._changed
             await changed.wait()
 

@@ -30,7 +30,7 @@ async def test_a_later_batch_waits_for_the_earlier_one_to_finish() -> None:
     offsets.take(GEN, 0, 10)  # batch A
     offsets.take(GEN, 0, 11)  # batch B, taken after A
     offsets.finish([(0, 11)])  # B finishes first
-    waiting = asyncio.ensure_future(offsets.wait_for_earlier({0: 11}))
+    waiting = asyncio.ensure_future(offsets.wait_for_earlier([(0, 11)]))
     await asyncio.sleep(0.01)
     assert not waiting.done(), "B must not record offset 11 while A still has 10"
     offsets.finish([(0, 10)])
@@ -41,7 +41,7 @@ async def test_waiting_on_several_partitions_ends_when_all_are_clear() -> None:
     offsets = OffsetsInFlight()
     offsets.take(GEN, 0, 5)
     offsets.take(GEN, 1, 7)
-    waiting = asyncio.ensure_future(offsets.wait_for_earlier({0: 9, 1: 9}))
+    waiting = asyncio.ensure_future(offsets.wait_for_earlier([(0, 9), (1, 9)]))
     offsets.finish([(0, 5)])
     await asyncio.sleep(0.01)
     assert not waiting.done(), "partition 1 still has 7 in flight"
@@ -49,10 +49,20 @@ async def test_waiting_on_several_partitions_ends_when_all_are_clear() -> None:
     await asyncio.wait_for(waiting, 1)
 
 
+async def test_two_offsets_of_one_partition_wait_for_whatever_is_below_the_higher() -> None:
+    offsets = OffsetsInFlight()
+    offsets.take(GEN, 0, 11)  # another batch holds 11; this batch counted records up to 10 and 12
+    waiting = asyncio.ensure_future(offsets.wait_for_earlier([(0, 12), (0, 10)]))
+    await asyncio.sleep(0.01)
+    assert not waiting.done(), "11 is below 12, whichever pair comes last"
+    offsets.finish([(0, 11)])
+    await asyncio.wait_for(waiting, 1)
+
+
 async def test_a_rebalance_forgets_what_was_taken_and_releases_the_waiters() -> None:
     offsets = OffsetsInFlight()
     offsets.take(GEN, 0, 10)
-    waiting = asyncio.ensure_future(offsets.wait_for_earlier({0: 20}))
+    waiting = asyncio.ensure_future(offsets.wait_for_earlier([(0, 20)]))
     await asyncio.sleep(0.01)
     assert not waiting.done()
     offsets.take(GEN + 1, 0, 30)  # first offset of the next consumer generation
