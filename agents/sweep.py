@@ -48,6 +48,7 @@ from streams.metrics import (
     SWEEP_RESWEPT,
 )
 from streams.output import DeliveryGroup
+from streams.settings import bounded
 from streams.sweep_processes import SweepProcesses
 from streams.sweeps import active_customers, partition_of, publish_sweep, watch_sweep
 
@@ -119,12 +120,8 @@ def register(pipeline: Pipeline) -> None:
     progress_topic = pipeline.topics["sweep-progress"]
     lane = sweep_processes(pipeline)
     partitions = pipeline.settings.topic_partitions
-    batch_requests = pipeline.settings.sweep_batch_requests
-    if not 1 <= batch_requests <= 256:
-        raise ValueError(f"NUDGE_SWEEP_BATCH_REQUESTS must be between 1 and 256, not {batch_requests}")
-    in_flight = pipeline.settings.sweep_batches_in_flight
-    if not 1 <= in_flight <= 8:
-        raise ValueError(f"NUDGE_SWEEP_BATCHES_IN_FLIGHT must be between 1 and 8, not {in_flight}")
+    batch_requests = bounded("NUDGE_SWEEP_BATCH_REQUESTS", pipeline.settings.sweep_batch_requests, 1, 256)
+    in_flight = bounded("NUDGE_SWEEP_BATCHES_IN_FLIGHT", pipeline.settings.sweep_batches_in_flight, 1, 8)
     offsets = OffsetsInFlight()
 
     def add_counts(

@@ -14,7 +14,7 @@ from typing import Any
 import faust
 
 from streams.kafka_config import faust_security
-from streams.settings import Settings, load_settings
+from streams.settings import Settings, bounded, load_settings
 from streams.topics import TOPICS
 
 __all__ = ["Pipeline", "create_app", "AGENT_MODULES"]
@@ -76,24 +76,17 @@ STREAM_BUFFER_MAXSIZE = 8192  # events buffered per topic channel before Faust p
 def _max_poll_records(value: int) -> int:
     """The cap must leave the slack between Faust's pause point (buffer / 1.25) and a full buffer."""
     slack = STREAM_BUFFER_MAXSIZE - int(STREAM_BUFFER_MAXSIZE / 1.25)
-    if not 1 <= value <= slack:
-        raise ValueError(f"NUDGE_WORKER_MAX_POLL_RECORDS must be between 1 and {slack}, not {value}")
-    return value
+    return bounded("NUDGE_WORKER_MAX_POLL_RECORDS", value, 1, slack)
 
 
 def _producer_batch_bytes(value: int) -> int:
-    if not 16 * 1024 <= value <= 1024 * 1024:
-        raise ValueError(f"NUDGE_WORKER_PRODUCER_BATCH_BYTES must be between 16384 and 1048576, not {value}")
-    return value
+    return bounded("NUDGE_WORKER_PRODUCER_BATCH_BYTES", value, 16 * 1024, 1024 * 1024)
 
 
 def _rocksdb_options(settings: Settings) -> dict[str, Any]:
     """Table options for every RocksDB table partition: the rocksdict driver with bounded memory."""
-    cache, buffer = settings.worker_rocksdb_cache_mb, settings.worker_rocksdb_write_buffer_mb
-    if not 1 <= cache <= 65536:
-        raise ValueError(f"NUDGE_WORKER_ROCKSDB_CACHE_MB must be between 1 and 65536, not {cache}")
-    if not 1 <= buffer <= 4096:
-        raise ValueError(f"NUDGE_WORKER_ROCKSDB_WRITE_BUFFER_MB must be between 1 and 4096, not {buffer}")
+    cache = bounded("NUDGE_WORKER_ROCKSDB_CACHE_MB", settings.worker_rocksdb_cache_mb, 1, 65536)
+    buffer = bounded("NUDGE_WORKER_ROCKSDB_WRITE_BUFFER_MB", settings.worker_rocksdb_write_buffer_mb, 1, 4096)
     return {"driver": "rocksdict", "block_cache_size": cache * 1024 * 1024, "write_buffer_size": buffer * 1024 * 1024}
 
 

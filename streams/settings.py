@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["Settings", "load_settings", "PROJECT_ROOT"]
+__all__ = ["Settings", "bounded", "load_settings", "PROJECT_ROOT"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,6 +112,13 @@ class Settings:
     @property
     def stack_dir(self) -> Path:
         return self.cache_dir / "stack"
+
+
+def bounded(name: str, value: int, low: int, high: int) -> int:
+    """``value`` if it is between ``low`` and ``high``; otherwise a ValueError naming the variable (``name``)."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
+    return value
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -28,6 +28,7 @@ from typing import Any
 from mode import Service
 
 from core.sweeping import StoredCustomer, SweepJob, SweptCustomer, sweep_records
+from streams.settings import bounded
 
 __all__ = ["SweepProcesses", "IN_PROCESS_CHUNK"]
 
@@ -63,10 +64,8 @@ class SweepProcesses(Service):
         super().__init__(**kwargs)
         if processes < 0:
             raise ValueError(f"NUDGE_SWEEP_PROCESSES must be 0 or more, not {processes}")
-        if not 0 <= nice <= 19:
-            raise ValueError(f"NUDGE_SWEEP_PROCESS_NICE must be between 0 and 19, not {nice}")
         self.processes = processes
-        self.nice = nice
+        self.nice = bounded("NUDGE_SWEEP_PROCESS_NICE", nice, 0, 19)
         self._pool: ProcessPoolExecutor | None = None
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
