@@ -122,7 +122,7 @@ def register(pipeline: Pipeline) -> None:
     partitions = pipeline.settings.topic_partitions
     batch_requests = bounded("NUDGE_SWEEP_BATCH_REQUESTS", pipeline.settings.sweep_batch_requests, 1, 256)
     in_flight = bounded("NUDGE_SWEEP_BATCHES_IN_FLIGHT", pipeline.settings.sweep_batches_in_flight, 1, 8)
-    offsets = OffsetsInFlight()
+    offsets = pipeline.services["sweep-offsets-in-flight"] = OffsetsInFlight()
 
     def add_counts(
         batch: dict[bytes, tuple[EventT, Counts]], event: EventT, sweep_id: str, counts: Counts

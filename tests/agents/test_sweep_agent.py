@@ -84,6 +84,45 @@ async def test_sweep_emits_changed_scores_once_and_is_idempotent(make_pipeline: 
     assert sum(v["skipped"] for k, v in progress.items() if k.startswith(b"s1#")) == 1
 
 
+async def progress_record(out: Any, key: bytes, seen: int, timeout_s: float = 10) -> dict[str, Any]:
+    """The first progress record for ``key`` after the first ``seen`` records of the topic."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for r in out["sweep-progress"].records[seen:]:
+            if r.key == key:
+                record: dict[str, Any] = json.loads(r.value)
+                return record
+        assert time.monotonic() < deadline, f"no progress record for {key!r} within {timeout_s} s"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_batch_records_its_offset_only_once_earlier_batches_have_finished(make_pipeline: Any) -> None:
+    """A progress record's offset says every request of its partition up to it is counted, and a sweep reads
+    as done on it. With batches in flight at once (NUDGE_SWEEP_BATCHES_IN_FLIGHT), a batch finishing before an
+    earlier one must count its requests at once and record its offset only once the earlier one finished."""
+    pipeline, out = make_pipeline("agents.transactions", "agents.sweep")
+    await put_all(pipeline.app.agents["transactions"], [gym(i, "cust-o") for i in range(5)])
+    offsets = pipeline.services["sweep-offsets-in-flight"]
+    generation = pipeline.app.consumer_generation_id
+    offsets.take(generation, 0, 3)  # another batch holds offset 3 of partition 0 and has not finished
+    seen = len(out["sweep-progress"].records)
+
+    async with pipeline.app.agents["sweep"].test_context() as ctx:
+        ctx.sent_offset = 5  # the test request is offset 5 of partition 0, after the one in flight
+        await ctx.put(sweep_request("cust-o", "o1"), key=b"cust-o", partition=0)
+        counted = await progress_record(out, b"o1#p0", seen)
+        assert counted["customers"] == 1 and counted["evaluations"] > 0, "counted at once"
+        assert "offset" not in counted, "offset 3 is still in flight: offset 5 must not be recorded yet"
+
+        seen = len(out["sweep-progress"].records)
+        offsets.finish([(0, 3)])
+        recorded = await progress_record(out, b"o1#p0", seen)
+        assert recorded["offset"] == 5
+        assert {k: recorded[k] for k in ("customers", "evaluations")} == {
+            k: counted[k] for k in ("customers", "evaluations")
+        }, "the counts are not added twice"
+
+
 def count_writes(pipeline: Any) -> dict[str, list[bytes]]:
     """The keys written to each table from now on (each write is a changelog record)."""
     writes: dict[str, list[bytes]] = {}
